@@ -1,0 +1,47 @@
+"""Model hyper-parameters: the fields `IDM` reads from `config.model`."""
+import ml_collections
+
+
+def default_model_config() -> ml_collections.ConfigDict:
+  """The official face model (configs/ffhq_16_128.py in the official release)."""
+  c = ml_collections.ConfigDict()
+  # SR3 U-Net.
+  c.inner_channel = 64
+  c.channel_multiplier = (1, 2, 4, 8, 8)
+  c.attn_res = (16,)  # Resolutions (of `image_size`, halved per level) that get self-attention.
+  c.res_blocks = 2
+  c.dropout = 0.2
+  c.norm_groups = 32
+  c.image_size = 128  # Only decides which levels get attention; any output size works.
+  # EDSR-baseline encoder (the official `define_G` hard-codes 16 blocks of 64 features).
+  c.encoder_blocks = 16
+  c.encoder_features = 64
+  # Implicit upsampler: LIIF-style coordinate MLP. The official preset: one hidden layer of 256,
+  # no activation, no feature unfolding, no local ensemble, no cell decoding.
+  c.implicit_hidden = (256,)
+  c.implicit_activation = 'none'  # 'none' | 'relu' | 'gelu' | 'silu', between MLP layers.
+  c.feat_unfold = False
+  c.local_ensemble = False
+  c.cell_decode = False
+  # Scale input: p = (scale - 1) / (max_scale - 1), so p = 1 at the top of the training range
+  # (official faces: 16 -> 128, so max_scale = 8).
+  c.max_scale = 8.0
+  c.compute_dtype = 'float32'  # 'float32' | 'bfloat16'; parameters stay float32.
+  return c
+
+
+def tiny_model_config() -> ml_collections.ConfigDict:
+  """A network small enough for unit tests on a CPU (same structure, every part present)."""
+  c = default_model_config()
+  c.inner_channel = 8
+  c.channel_multiplier = (1, 2, 2)
+  c.attn_res = (8,)
+  c.res_blocks = 1
+  c.dropout = 0.0
+  c.norm_groups = 4
+  c.image_size = 32
+  c.encoder_blocks = 1
+  c.encoder_features = 8
+  c.implicit_hidden = (16,)
+  c.max_scale = 4.0
+  return c

@@ -1,0 +1,56 @@
+"""Plain layers initialised as the official trainer does (`init_weights(..., 'orthogonal')`)."""
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from idm_jax.models.equalized import conv2d
+
+_ORTHOGONAL = nnx.initializers.orthogonal()
+
+
+class Conv(nnx.Module):
+  """k x k convolution, zero padding k // 2 (or explicit), optional stride; NHWC, HWIO kernel."""
+
+  def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
+               stride: int = 1, use_bias: bool = True, rngs: nnx.Rngs):
+    self.stride, self.padding = stride, kernel_size // 2
+    self.kernel = nnx.Param(_ORTHOGONAL(
+        rngs.params(), (kernel_size, kernel_size, in_channels, out_channels), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32)) if use_bias else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = conv2d(x, self.kernel[...], self.stride, self.padding)
+    if self.bias is not None:
+      y = y + self.bias[...].astype(y.dtype)
+    return y
+
+
+class Dense(nnx.Module):
+  """Affine map on the last axis."""
+
+  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(_ORTHOGONAL(rngs.params(), (in_features, out_features), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x @ self.kernel[...].astype(x.dtype) + self.bias[...].astype(x.dtype)
+
+
+class GroupNorm(nnx.Module):
+  """PyTorch's `nn.GroupNorm` (eps 1e-5, biased variance), computed in float32."""
+
+  def __init__(self, groups: int, channels: int):
+    if channels % groups:
+      raise ValueError(f'GroupNorm: {channels} channels do not split into {groups} groups; '
+                       'choose model.norm_groups dividing every level\'s channel count.')
+    self.groups = groups
+    self.scale = nnx.Param(jnp.ones((channels,), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((channels,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    xg = x.astype(jnp.float32).reshape(b, h, w, self.groups, c // self.groups)
+    mean = xg.mean(axis=(1, 2, 4), keepdims=True)
+    var = jnp.square(xg - mean).mean(axis=(1, 2, 4), keepdims=True)
+    y = ((xg - mean) * jax.lax.rsqrt(var + 1e-5)).reshape(b, h, w, c)
+    return (y * self.scale[...] + self.bias[...]).astype(x.dtype)
