@@ -219,5 +219,27 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], model: nnx.Module,
         f'{len(problems)} problem(s) loading the official state dict; check that the model '
         f'config matches the checkpoint:\n  {shown}{more}')
   for path, var in ours.items():
-    var.value = jnp.asarray(new[path])
+    var.set_value(jnp.asarray(new[path]))
   return params
+
+
+def model_config_from_official(official: dict) -> ml_collections.ConfigDict:
+  """Our model config from an official network description.
+
+  `official` has the official JSON's `unet` section ({inner_channel, channel_multiplier,
+  attn_res, res_blocks, dropout, norm_groups, image_size}) and optionally `encoder`
+  ({n_resblocks, n_feats}; the official `define_G` hard-codes 16 and 64).
+  """
+  from idm_jax.models.config import default_model_config  # pylint: disable=g-import-not-at-top
+  unet, encoder = official['unet'], official.get('encoder', {})
+  cfg = default_model_config()
+  cfg.inner_channel = int(unet['inner_channel'])
+  cfg.channel_multiplier = tuple(int(m) for m in unet['channel_multiplier'])
+  cfg.attn_res = tuple(int(r) for r in unet['attn_res'])
+  cfg.res_blocks = int(unet['res_blocks'])
+  cfg.dropout = float(unet.get('dropout', 0.0))
+  cfg.norm_groups = int(unet.get('norm_groups') or 32)
+  cfg.image_size = int(unet.get('image_size', official.get('diffusion', {}).get('image_size')))
+  cfg.encoder_blocks = int(encoder.get('n_resblocks', 16))
+  cfg.encoder_features = int(encoder.get('n_feats', 64))
+  return cfg

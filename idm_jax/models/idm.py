@@ -44,6 +44,7 @@ class IDM(nnx.Module):
 
   def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     validate_model_config(cfg)
+    self.config = ml_collections.FrozenConfigDict(cfg)  # Hashable: it is static graph data.
     self.dtype = _DTYPES[cfg.compute_dtype]
     inner, groups, dropout = cfg.inner_channel, cfg.norm_groups, cfg.dropout
     chans = tuple(inner * m for m in cfg.channel_multiplier)

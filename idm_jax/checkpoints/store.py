@@ -1,0 +1,109 @@
+"""The project's one checkpoint layout, in Orbax: what training writes and everything restores.
+
+A step directory holds the items
+  params       model parameters (nested dict of arrays),
+  ema_params   their exponential moving average (what evaluation samples from),
+  train_state  optimizer state, step and PRNG key (training checkpoints only),
+  metadata     JSON: the full experiment config and the model config it was built with.
+Orbax writes each step to a temporary directory and renames it when complete, so a crash or
+a kill never leaves a half-written step where a reader would take it for a good one.
+"""
+import json
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+from orbax.checkpoint import checkpoint_managers
+
+FORMAT = 'idm_jax/1'
+BEST_METRIC = 'val_psnr'
+
+
+def make_manager(directory: str | pathlib.Path, *, keep: int = 3, keep_best: int = 1,
+                 async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:
+  """A manager keeping the last `keep` steps plus the `keep_best` best by validation PSNR."""
+  policies = [checkpoint_managers.LatestN(n=keep)]
+  if keep_best:
+    policies.append(checkpoint_managers.BestN(
+        get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=keep_best,
+        keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+      enable_async_checkpointing=async_save, read_only=read_only, create=not read_only,
+      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
+  return ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options)
+
+
+def metadata_for(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return {'format': FORMAT, 'config': json.loads(config.to_json_best_effort()),
+          'model': json.loads(config.model.to_json_best_effort())}
+
+
+def save(manager: ocp.CheckpointManager, step: int, *, params: nnx.State, ema_params: nnx.State,
+         config: ml_collections.ConfigDict, train_state: Any = None,
+         metrics: dict[str, float] | None = None, force: bool = False) -> bool:
+  """Queue one step for writing (asynchronous unless the manager says otherwise)."""
+  items = {'params': ocp.args.StandardSave(nnx.to_pure_dict(params)),
+           'ema_params': ocp.args.StandardSave(nnx.to_pure_dict(ema_params)),
+           'metadata': ocp.args.JsonSave(metadata_for(config))}
+  if train_state is not None:
+    items['train_state'] = ocp.args.StandardSave(train_state)
+  return manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=force)
+
+
+def read_metadata(manager: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  return manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))[
+      'metadata']
+
+
+def _abstract(tree: Any) -> Any:
+  """Shapes, dtypes and shardings of a live tree: Orbax restores straight into that layout."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                     sharding=getattr(x, 'sharding', None)), tree)
+
+
+def _check_model_config(stored: dict[str, Any], cfg: ml_collections.ConfigDict,
+                        where: str) -> None:
+  ours = json.loads(cfg.to_json_best_effort())
+  # compute_dtype and dropout do not change the parameters; a checkpoint serves either way.
+  free = {'compute_dtype', 'dropout'}
+  diffs = [f'{k}: checkpoint {stored.get(k)!r}, config {ours.get(k)!r}'
+           for k in sorted(set(stored) | set(ours))
+           if k not in free and stored.get(k) != ours.get(k)]
+  if diffs:
+    raise ValueError(f'{where} was written for another network; its model config differs in '
+                     + '; '.join(diffs) + '. Use the config the checkpoint was trained with.')
+
+
+def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema: bool = True,
+                   step: int | None = None) -> int:
+  """Load (EMA) parameters from `directory` into `model`, laid out as its own; returns step.
+
+  Works for any device layout: the arrays take the shardings of `model`'s parameters.
+  """
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
+                            'workdir/checkpoints folder of a run or the output of `idm-jax convert`.')
+  manager = make_manager(directory, read_only=True, async_save=False)
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'{directory} holds no complete checkpoint step.')
+  where = f'checkpoint {directory} (step {step})'
+  meta = read_metadata(manager, step)
+  if meta.get('format') != FORMAT:
+    raise ValueError(f'{where} is not an idm_jax checkpoint (format {meta.get("format")!r}).')
+  _check_model_config(meta['model'], model.config, where)
+  name = 'ema_params' if use_ema else 'params'
+  params = nnx.state(model, nnx.Param)
+  target = _abstract(nnx.to_pure_dict(params))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      **{name: ocp.args.StandardRestore(target)}))[name]
+  nnx.replace_by_pure_dict(params, restored)
+  nnx.update(model, params)
+  manager.close()
+  return step
+

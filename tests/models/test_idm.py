@@ -1,0 +1,174 @@
+"""The network: any output size, one compile per shape, finite at init, scale-weight algebra."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from idm_jax.models import config as model_config
+from idm_jax.models.idm import IDM, count_params
+from idm_jax.models.implicit_upsampler import ImplicitUpsampler
+from idm_jax.models.lr_conditioning import normalise_scale_weights
+from idm_jax.models.scale import scale_to_p
+
+
+@pytest.fixture(scope='module')
+def tiny():
+  model = IDM(model_config.tiny_model_config(), rngs=nnx.Rngs(0))
+  model.eval()
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def forward(state, lr, y_t, gamma, p):
+    return nnx.merge(graphdef, state)(lr, y_t, gamma, p)
+
+  return model, state, forward
+
+
+# (batch, LR size, output size): scale 1, x12, non-square, odd, non-integer, not a multiple of 4.
+SHAPES = [(1, (8, 8), (8, 8)), (1, (6, 6), (72, 72)), (2, (10, 12), (37, 29)),
+          (1, (8, 8), (13, 70)), (1, (5, 7), (36, 50)), (2, (9, 9), (21, 21))]
+
+
+@pytest.mark.parametrize('batch,lr_hw,out_hw', SHAPES)
+def test_any_output_size(tiny, batch, lr_hw, out_hw):
+  _, state, forward = tiny
+  rng = np.random.default_rng(0)
+  lr = jnp.asarray(rng.uniform(-1, 1, (batch, *lr_hw, 3)), jnp.float32)
+  y_t = jnp.asarray(rng.normal(size=(batch, *out_hw, 3)), jnp.float32)
+  out = forward(state, lr, y_t, jnp.full((batch,), 0.7), jnp.full((batch,), 0.4))
+  assert out.shape == (batch, *out_hw, 3)
+  assert out.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(out)))
+  assert float(jnp.std(out)) > 1e-3  # Not a degenerate constant map.
+
+
+def test_one_compile_per_shape(tiny):
+  model, state, _ = tiny
+  graphdef = nnx.graphdef(model)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def forward(state, lr, y_t, gamma, p):
+    return nnx.merge(graphdef, state)(lr, y_t, gamma, p)
+
+  for seed in range(3):
+    key = jax.random.key(seed)
+    forward(state, jax.random.uniform(key, (1, 8, 8, 3)), jax.random.normal(key, (1, 20, 20, 3)),
+            jnp.full((1,), 0.1 * seed), jnp.full((1,), 0.2 * seed)).block_until_ready()
+  # A new shape traces again (and would raise above if the first shape had retraced).
+  with pytest.raises(AssertionError):
+    forward(state, jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 24, 24, 3)), jnp.ones(1), jnp.ones(1))
+
+
+def test_condition_then_denoise_equals_full_forward(tiny):
+  model, state, forward = tiny
+  key = jax.random.key(3)
+  lr = jax.random.uniform(key, (2, 8, 8, 3), minval=-1, maxval=1)
+  y_t = jax.random.normal(key, (2, 19, 23, 3))
+  gamma, p = jnp.array([0.2, 0.9]), jnp.array([0.1, 0.8])
+  cond = model.condition(lr, (19, 23), p)
+  np.testing.assert_allclose(model.denoise(cond, y_t, gamma), forward(state, lr, y_t, gamma, p),
+                             atol=1e-5)
+
+
+def test_per_example_scale_and_noise_level(tiny):
+  """Each example of a batch uses its own p and gamma: batch == examples run one by one."""
+  _, state, forward = tiny
+  key = jax.random.key(4)
+  lr = jax.random.uniform(key, (2, 8, 8, 3), minval=-1, maxval=1)
+  y_t = jax.random.normal(key, (2, 16, 16, 3))
+  gamma, p = jnp.array([0.3, 0.95]), jnp.array([0.0, 1.0])
+  both = forward(state, lr, y_t, gamma, p)
+  for i in range(2):
+    one = forward(state, lr[i:i + 1], y_t[i:i + 1], gamma[i:i + 1], p[i:i + 1])
+    np.testing.assert_allclose(both[i:i + 1], one, atol=1e-5)
+  assert float(jnp.max(jnp.abs(both[0] - both[1]))) > 1e-3
+
+
+def test_bfloat16_compute_tracks_float32():
+  cfg = model_config.tiny_model_config()
+  f32 = IDM(cfg, rngs=nnx.Rngs(1))
+  cfg.compute_dtype = 'bfloat16'
+  bf16 = IDM(cfg, rngs=nnx.Rngs(1))
+  f32.eval(), bf16.eval()
+  key = jax.random.key(5)
+  lr = jax.random.uniform(key, (1, 8, 8, 3), minval=-1, maxval=1)
+  y_t = jax.random.normal(key, (1, 16, 16, 3))
+  a = f32(lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
+  b = bf16(lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
+  assert b.dtype == jnp.float32
+  rel = float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a))
+  assert 0 < rel < 0.05
+
+
+def test_output_smaller_than_input_is_refused(tiny):
+  model, _, _ = tiny
+  with pytest.raises(ValueError, match='smaller than the LR input'):
+    model.condition(jnp.zeros((1, 8, 8, 3)), (6, 8), jnp.zeros(1))
+
+
+def test_scale_weights_lie_on_the_unit_circle():
+  s1 = jnp.array([[3.0, -1.0, 0.2]])
+  s2 = jnp.array([[4.0, 1.0, 0.0]])
+  w1, w2 = normalise_scale_weights(s1, s2)
+  np.testing.assert_allclose(w1**2 + w2**2, 1.0, atol=1e-6)
+  np.testing.assert_allclose(w1, [[0.6, -0.5**0.5, 1.0]], atol=1e-6)
+
+
+def test_scale_to_p():
+  np.testing.assert_allclose(scale_to_p([1.0, 8.0, 4.5], 8.0), [0.0, 1.0, 0.5])
+  np.testing.assert_allclose(scale_to_p(2.5, 4.0), 0.5)  # Fixture case 1: 16 -> 40 at max x4.
+  with pytest.raises(ValueError, match='below 1'):
+    scale_to_p(0.5, 8.0)
+
+
+def test_implicit_upsampler_is_exact_at_2x_with_identity_mlp():
+  """Closed form: with an MLP that returns its feature input, 2x upsampling is nearest."""
+  channels = 4
+  up = ImplicitUpsampler(channels, (), rngs=nnx.Rngs(0))  # A single affine layer.
+  kernel = np.zeros((channels + 2, channels), np.float32)
+  kernel[:channels] = np.eye(channels)
+  up.mlp[0].kernel[...] = jnp.asarray(kernel)
+  x = jax.random.uniform(jax.random.key(0), (1, 3, 5, channels), minval=0.1, maxval=1.0)
+  w1 = jnp.ones((1, channels))
+  out = up(x, w1, jnp.zeros_like(x), (6, 10))
+  mixed = np.asarray(x) * np.sqrt(2.0)  # Fused leaky ReLU of positive inputs, zero bias.
+  np.testing.assert_allclose(out, mixed.repeat(2, axis=1).repeat(2, axis=2), rtol=1e-6)
+
+
+def test_implicit_upsampler_options_build_and_run():
+  x = jax.random.normal(jax.random.key(1), (2, 4, 6, 8))
+  for kwargs in ({'feat_unfold': True}, {'local_ensemble': True}, {'cell_decode': True}):
+    up = ImplicitUpsampler(8, (16,), 'relu', rngs=nnx.Rngs(0), **kwargs)
+    out = up(x, jnp.ones((2, 8)), jnp.zeros_like(x), (9, 13))
+    assert out.shape == (2, 9, 13, 8) and bool(jnp.all(jnp.isfinite(out)))
+
+
+def test_local_ensemble_of_a_constant_field_is_that_constant():
+  """The ensemble weights sum to one: a spatially constant input decodes to a constant."""
+  up = ImplicitUpsampler(4, (), rngs=nnx.Rngs(0), local_ensemble=True)
+  kernel = np.zeros((6, 4), np.float32)
+  kernel[:4] = np.eye(4)
+  up.mlp[0].kernel[...] = jnp.asarray(kernel)
+  x = jnp.full((1, 5, 5, 4), 0.5)
+  out = up(x, jnp.ones((1, 4)), jnp.zeros_like(x), (17, 11))
+  np.testing.assert_allclose(out, 0.5 * np.sqrt(2.0), rtol=1e-5)
+
+
+def test_face_config_parameter_count_matches_official():
+  """Official face network: 116,590,885 parameters, minus the ones its forward never reads."""
+  c = 64
+  chans = [c * m for m in (1, 2, 4, 8, 8)]
+  eq_conv = lambda i, o: i * o * 9 + o  # weight + bias (in the conv or its activation)
+  unused = (eq_conv(512, 512) + eq_conv(512, 256)  # final_down1, final_down2
+            + 1024 * 2048 + 2048 + eq_conv(512, 512)  # final_linear, final_styleconv
+            + (66 * 256 + 256) + 3 * (256 * 256 + 256) + (256 * 3 + 3)  # top-level imnet MLP
+            + 2 * (9 + 3)  # EDSR MeanShift x2
+            + 2 * (2 * chans[0]) + eq_conv(c, chans[0])  # level-0 scale1/scale2/shift
+            + eq_conv(chans[3], chans[4])  # last conv_body_down
+            # per implicit layer: modulation EqualLinear(512, C), modulated weight, noise weight
+            + sum(512 * ch + ch + 9 * ch * ch + 1 for ch in chans[1:]))
+  model = nnx.eval_shape(lambda: IDM(model_config.default_model_config(), rngs=nnx.Rngs(0)))
+  assert count_params(model) == 116_590_885 - unused == 99_801_670
