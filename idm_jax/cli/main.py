@@ -1,0 +1,48 @@
+"""The `idm-jax` command: train, evaluate, upscale, convert.
+
+  idm-jax train --config=configs/demo.py --workdir=runs/demo [--config.train.batch_size=8]
+  idm-jax evaluate --config configs/ffhq_16_128.py --checkpoint runs/ffhq/checkpoints
+  idm-jax upscale photo.jpg --checkpoint DIR --config CONFIG --scale 3.5
+  idm-jax convert --torch-checkpoint I640000_E37_gen.pth --config configs/ffhq_16_128.py --output ckpt
+"""
+import argparse
+import importlib
+import sys
+
+# Subcommand -> module with `add_arguments(parser)` and `run(args) -> int`.
+_SUBCOMMANDS = {
+    'evaluate': ('idm_jax.cli.evaluate', 'evaluate a checkpoint on a dataset at many scales'),
+    'upscale': ('idm_jax.cli.upscale', 'super-resolve image files at any scale'),
+    'convert': ('idm_jax.cli.convert', 'official PyTorch checkpoint -> Orbax checkpoint'),
+}
+
+
+def run(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  if argv and argv[0] == 'train':
+    # Training is the absl program `python -m idm_jax.main`; its flags pass through unchanged.
+    from absl import app  # pylint: disable=g-import-not-at-top
+    from idm_jax import main as train_main  # pylint: disable=g-import-not-at-top
+    app.run(train_main.main, argv=['idm-jax train', *argv[1:]])
+    return 0
+  parser = argparse.ArgumentParser(prog='idm-jax', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+  commands.add_parser('train', help='train from a config (flags as `python -m idm_jax.main`)')
+  for name, (module_name, help_text) in _SUBCOMMANDS.items():
+    sub = commands.add_parser(name, help=help_text)
+    # Only the chosen command's module is imported: each pulls in its own dependencies.
+    if argv and argv[0] == name:
+      module = importlib.import_module(module_name)
+      module.add_arguments(sub)
+      sub.set_defaults(handler=module.run)
+  args = parser.parse_args(argv)
+  try:
+    return args.handler(args)
+  except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
+    print(f'idm-jax {args.command}: error: {e}', file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+  sys.exit(run())
