@@ -1,0 +1,62 @@
+"""Decode any image to 8-bit RGB: grayscale, palette, alpha, 16-bit and EXIF-rotated inputs."""
+import os
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
+
+
+class UnreadableImageError(ValueError):
+  """An image file (or record) that cannot be decoded."""
+
+
+def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+  """Converts a decoded image array to uint8 (H, W, 3).
+
+  Accepts (H, W), (H, W, 1), (H, W, 2) (gray + alpha), (H, W, 3) and (H, W, 4) (RGBA); alpha is
+  dropped, as PIL's convert('RGB') does. uint16 and other integers above 255 are 16-bit
+  (x / 257, rounded), floats are in [0, 1], booleans are black and white.
+  """
+  a = np.asarray(array)
+  if a.ndim == 3 and a.shape[-1] in (2, 4):
+    a = a[..., :a.shape[-1] - 1]
+  if a.ndim == 3 and a.shape[-1] == 1:
+    a = a[..., 0]
+  if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+    raise UnreadableImageError(f'not an image array: shape {a.shape}')
+  if a.dtype == np.bool_:
+    a = a.astype(np.uint8) * 255
+  elif np.issubdtype(a.dtype, np.floating):
+    a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+  elif a.dtype != np.uint8:
+    if a.dtype == np.uint16 or a.max(initial=0) > 255:
+      a = np.round(np.clip(a, 0, 65535) / 257.0).astype(np.uint8)
+    else:
+      a = np.clip(a, 0, 255).astype(np.uint8)
+  if a.ndim == 2:
+    a = np.repeat(a[..., None], 3, axis=-1)
+  return np.ascontiguousarray(a)
+
+
+def _pil_to_rgb(img: Image.Image) -> np.ndarray:
+  if img.mode == 'RGB':
+    return np.asarray(img)
+  if img.mode in ('P', 'PA'):
+    img = img.convert('RGBA')  # Resolves the palette, including a transparent index.
+  elif img.mode == '1':
+    img = img.convert('L')
+  elif img.mode in ('CMYK', 'YCbCr', 'LAB', 'HSV'):
+    img = img.convert('RGB')
+  return to_rgb_uint8(np.asarray(img))
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+  """Reads an image file as uint8 (H, W, 3); raises UnreadableImageError naming the file."""
+  try:
+    with Image.open(path) as img:
+      ImageOps.exif_transpose(img, in_place=True)
+      return _pil_to_rgb(img)
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    raise UnreadableImageError(f'cannot read image {os.fspath(path)!r}: {e}') from e
