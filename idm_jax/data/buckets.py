@@ -7,6 +7,8 @@ nearest bucket and recompute p from the side actually used: p = (hr - lr) / (max
 import ml_collections
 import numpy as np
 
+from idm_jax.models.scale import scale_to_p
+
 
 def hr_sizes(config: ml_collections.ConfigDict) -> list[int]:
   """Sorted HR target sides; a full run compiles the train step at most once per side.
@@ -19,7 +21,7 @@ def hr_sizes(config: ml_collections.ConfigDict) -> list[int]:
 
 def scale_input(hr_size: int, lr_size: int, max_hr_size: int) -> float:
   """The network's p for an HR target side: 0 at scale 1, 1 at `max_hr_size`."""
-  return (hr_size - lr_size) / (max_hr_size - lr_size)
+  return float(scale_to_p(hr_size / lr_size, max_hr_size / lr_size))
 
 
 def draw_hr_size(rng: np.random.Generator, sizes: list[int], lr_size: int,
