@@ -1,0 +1,125 @@
+"""`idm-jax upscale`: super-resolve image files at any scale >= 1 (see `evaluation.upscaler`).
+
+  idm-jax upscale photo.jpg scan.png --checkpoint runs/faces/checkpoints \\
+      --config configs/ffhq_16_128.py --scale 3.5 --output upscaled/
+
+Writes `<output>/<stem>_x<scale>.png` (`<stem>_<W>x<H>.png` with --size; `_s<k>` added per
+sample with --num-samples > 1). A bad input is reported on one line and skipped; the exit status
+is 1 when any input failed.
+"""
+import argparse
+import pathlib
+import sys
+import time
+
+import jax
+import tqdm
+
+from idm_jax.cli import evaluate as evaluate_cli
+from idm_jax.cli.config_file import load_config
+from idm_jax.evaluation import inference_model
+from idm_jax.evaluation import upscaler
+from idm_jax.evaluation.image_output import save_png
+
+
+def _size(text: str) -> tuple[int, int]:
+  """'640x480' -> (640, 480), width first."""
+  try:
+    width, height = (int(v) for v in text.lower().split('x'))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'{text!r}: give the size as WIDTHxHEIGHT, e.g. 640x480') from None
+  if width < 1 or height < 1:
+    raise argparse.ArgumentTypeError(f'{text!r}: width and height must be positive')
+  return width, height
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.description = __doc__
+  parser.formatter_class = argparse.RawDescriptionHelpFormatter
+  parser.add_argument('inputs', nargs='+', metavar='INPUT', help='png, jpg, webp or bmp files')
+  parser.add_argument('--checkpoint', required=True, help=evaluate_cli.CHECKPOINT_HELP)
+  parser.add_argument('--config', required=True,
+                      help='the experiment config the checkpoint was trained with (path.py[:arg])')
+  size = parser.add_mutually_exclusive_group(required=True)
+  size.add_argument('--scale', type=float,
+                    help='factor >= 1; each side becomes floor(scale * side + 0.5)')
+  size.add_argument('--size', type=_size, metavar='WxH', help='exact output size, e.g. 640x480')
+  parser.add_argument('--output', default='upscaled',
+                      help='folder for the PNGs (default upscaled/)')
+  parser.add_argument('--seed', type=int, default=0,
+                      help='sample k of an input uses fold_in(key(seed), k), whatever the other '
+                      'inputs')
+  parser.add_argument('--num-samples', type=int, default=1, help='outputs per input')
+  parser.add_argument('--tile-size', type=int,
+                      help="tile outputs with a side beyond this many pixels; 0: never tile; "
+                      "default: the config's sampler.tile_size")
+  parser.add_argument('--max-pixels', type=int,
+                      help='most output pixels one network call may see (the whole output or one '
+                      "tile); default: the square of the larger of --tile-size and the config's "
+                      'sampler.tile_size')
+  evaluate_cli.add_sampler_arguments(parser)
+
+
+def _output_name(stem: str, args: argparse.Namespace, sample: int) -> str:
+  size = f'x{args.scale:g}' if args.scale is not None else f'{args.size[0]}x{args.size[1]}'
+  suffix = f'_s{sample}' if args.num_samples > 1 else ''
+  return f'{stem}_{size}{suffix}.png'
+
+
+def run(args: argparse.Namespace) -> int:
+  config = load_config(args.config)
+  sampler = evaluate_cli.sampler_config(config, args)
+  sampler.trajectory_every = 0
+  if args.tile_size is not None:
+    if args.tile_size < 0:
+      raise ValueError(f'--tile-size {args.tile_size}: pass a positive size, or 0 to never tile.')
+    sampler.tile_size = args.tile_size
+  max_pixels = args.max_pixels
+  if max_pixels is None:
+    max_pixels = max(sampler.tile_size, config.sampler.tile_size) ** 2
+  if max_pixels < 1:
+    raise ValueError(f'--max-pixels {max_pixels}: pass a positive pixel count.')
+  if args.scale is not None:
+    upscaler.check_scale(args.scale)  # Before loading the model: it fails every input alike.
+  if args.num_samples < 1:
+    raise ValueError(f'--num-samples {args.num_samples}: pass at least 1.')
+  model, step = inference_model.load_model(
+      config.model, args.checkpoint, use_ema=args.params == 'ema',
+      sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+  output = pathlib.Path(args.output)
+  steps = config.diffusion.num_timesteps if sampler.name == 'ddpm' else sampler.steps
+  print(f'checkpoint step {step} ({args.params} parameters), {sampler.name} with {steps} steps, '
+        f'on {jax.local_devices()[0].platform}', file=sys.stderr)
+  failed, written = 0, set()
+  bar = tqdm.tqdm(args.inputs, unit='image', disable=None)
+  for path in bar:
+    bar.set_postfix_str(pathlib.Path(path).name)
+    try:
+      image = upscaler.read_input(path)
+      in_hw = image.rgb.shape[:2]
+      out_hw = upscaler.output_size(in_hw, scale=args.scale, size_wh=args.size)
+      layout = upscaler.plan(in_hw, out_hw, sampler, max_pixels)
+      for k in range(args.num_samples):
+        tiles = f', {layout.num_tiles} tiles' if layout else ''
+        bar.set_postfix_str(f'{pathlib.Path(path).name} -> {out_hw[1]}x{out_hw[0]}{tiles}, '
+                            f'sample {k + 1}/{args.num_samples}, {steps} steps')
+        target = output / _output_name(pathlib.Path(path).stem, args, k)
+        if target in written:
+          raise ValueError(f'{target} was written for an earlier input of the same name; '
+                           'upscale this one in another call with another --output.')
+        start = time.perf_counter()
+        result = upscaler.upscale(model, image, out_hw, jax.random.fold_in(
+            jax.random.key(args.seed), k), sampler, config.diffusion, tiled=layout is not None)
+        written.add(save_png(target, result))
+        tqdm.tqdm.write(f'{path} -> {target} ({out_hw[1]}x{out_hw[0]}, '
+                        f'{time.perf_counter() - start:.1f}s)', file=sys.stdout)
+    except (ValueError, OSError, jax.errors.JaxRuntimeError) as e:
+      failed += 1
+      reason = ' '.join(str(e).split())  # One line, whatever the exception's text holds.
+      if 'RESOURCE_EXHAUSTED' in reason:
+        reason = 'out of memory; pass a smaller --tile-size and --max-pixels.'
+      tqdm.tqdm.write(f'idm-jax upscale: error: {path}: {reason}', file=sys.stderr)
+  print(f'upscaled {len(args.inputs) - failed} of {len(args.inputs)} inputs into {output}',
+        file=sys.stderr)
+  return 1 if failed else 0

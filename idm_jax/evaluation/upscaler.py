@@ -1,0 +1,139 @@
+"""Super-resolving any image file: reading it, the output size, the memory budget, the output.
+
+  * Inputs: whatever `image_io.load_rgb` reads (png, jpg, webp, bmp; grayscale, palette, 16-bit,
+    EXIF-rotated). The network sees 8-bit RGB; 16-bit inputs are reduced to 8 bits first.
+  * Grayscale inputs give grayscale outputs: the mean of the three output channels.
+  * Alpha: the network upscales the colour channels; the alpha channel is resized with MATLAB
+    bicubic (`imresize`) to the output size and re-attached (RGBA or gray + alpha PNG).
+  * Output size: `--scale s` gives floor(s * side + 0.5) per side (round half up), `--size WxH`
+    exactly that. Every side must be at least the input's: IDM only upsamples. The network's
+    scale input is the geometric mean of the two real side ratios (`output_scale`).
+  * Memory: one network call sees one output, or one tile of it when the output is tiled
+    (sides beyond `sampler.tile_size`); an output or tile of more than `max_pixels` pixels is
+    refused with the fix, before any sampling.
+"""
+import dataclasses
+import math
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from PIL import Image
+from PIL import ImageOps
+
+from idm_jax.data import image_io
+from idm_jax.data import imresize as imresize_lib
+from idm_jax.diffusion import sampling
+from idm_jax.diffusion import tiling
+from idm_jax.evaluation import image_output
+from idm_jax.evaluation import metrics
+from idm_jax.models.scale import output_scale, scale_to_p
+
+_ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+
+
+@dataclasses.dataclass(frozen=True)
+class InputImage:
+  """A decoded input: what the network sees and what is put back around its output."""
+  rgb: np.ndarray  # uint8 (h, w, 3).
+  alpha: np.ndarray | None  # uint8 (h, w); None when the file has no transparency.
+  grayscale: bool
+
+
+def read_input(path: str | os.PathLike) -> InputImage:
+  """Decodes an image file; FileNotFoundError / ValueError naming the fix when it cannot."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError('no such file; check the path.')
+  try:
+    rgb = image_io.load_rgb(path)
+  except image_io.UnreadableImageError as e:
+    raise ValueError(f'not a readable image ({e.__cause__ or e}); pass a PNG, JPEG, WebP or '
+                     'BMP image.') from e
+  with Image.open(path) as img:
+    grayscale = img.getbands()[0] in ('1', 'L', 'I', 'F')
+    alpha = None
+    if img.mode in _ALPHA_MODES or (img.mode in ('P', 'L', 'RGB') and 'transparency' in img.info):
+      alpha = np.asarray(ImageOps.exif_transpose(img).convert('RGBA').getchannel('A'))
+  return InputImage(rgb, alpha, grayscale)
+
+
+def check_scale(scale: float) -> None:
+  if not scale >= 1:
+    raise ValueError(f'--scale {scale:g} is below 1; IDM only upsamples: pass --scale >= 1.')
+
+
+def output_size(in_hw: tuple[int, int], *, scale: float | None = None,
+                size_wh: tuple[int, int] | None = None) -> tuple[int, int]:
+  """(H, W) of the output: round half up of `scale` * each side, or `size_wh` = (W, H)."""
+  h, w = in_hw
+  if (scale is None) == (size_wh is None):
+    raise ValueError('give exactly one of --scale and --size.')
+  if scale is not None:
+    check_scale(scale)
+    return math.floor(scale * h + 0.5), math.floor(scale * w + 0.5)
+  out_w, out_h = size_wh
+  if out_h < h or out_w < w:
+    raise ValueError(f'--size {out_w}x{out_h} is smaller than the {w}x{h} input on a side; IDM '
+                     f'only upsamples: pass a --size of at least {w}x{h}.')
+  return out_h, out_w
+
+
+def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
+         max_pixels: int) -> tiling.TileLayout | None:
+  """The tiles for an output (None: untiled), checked against the budget of `max_pixels`.
+
+  Tiles are used, as `sampling.sample` does by default, when a side exceeds `sampler.tile_size`;
+  `tile_size` 0 turns tiling off. Raises ValueError naming the fix when one network call would
+  see more than `max_pixels` output pixels.
+  """
+  (out_h, out_w), tile_size = out_hw, sampler.tile_size
+  if not tile_size or max(out_hw) <= tile_size:
+    if out_h * out_w > max_pixels:
+      fix = (f'enable tiling with --tile-size {math.isqrt(max_pixels)}' if not tile_size else
+             f'pass --tile-size {math.isqrt(max_pixels)} or less')
+      raise ValueError(f'output {out_w}x{out_h} ({out_h * out_w} pixels) exceeds the budget of '
+                       f'{max_pixels} pixels per network call; {fix}, or raise --max-pixels.')
+    return None
+  try:
+    layout = tiling.plan_tiles(in_hw, out_hw, tile_size, sampler.tile_overlap,
+                               sampler.tile_multiple)
+  except ValueError as e:
+    raise ValueError(f'{e}; pass a larger --tile-size.') from e
+  tile_h, tile_w = layout.tile_hw
+  if tile_h * tile_w > max_pixels:
+    if max(layout.tile_hw) <= tile_size:
+      fix = f'pass --tile-size {math.isqrt(max_pixels)} or less'
+    else:
+      units = [o // math.gcd(o, i) for o, i in zip(out_hw, in_hw)]
+      fix = (f'tile edges must fall on input pixel edges, every {units[1]}x{units[0]} output '
+             f'pixels for {in_hw[1]}x{in_hw[0]} -> {out_w}x{out_h}; choose a --scale or --size '
+             'whose sides share more factors with the input (an integer --scale always tiles)')
+    raise ValueError(f'tiles of {tile_w}x{tile_h} pixels for the {out_w}x{out_h} output exceed '
+                     f'the budget of {max_pixels} pixels per network call; {fix}, or raise '
+                     '--max-pixels.')
+  return layout
+
+
+def upscale(model: nnx.Module, image: InputImage, out_hw: tuple[int, int], key: jax.Array,
+            sampler: ml_collections.ConfigDict, diffusion: ml_collections.ConfigDict, *,
+            tiled: bool) -> np.ndarray:
+  """One sample of the output, uint8 (H, W, C): C = 3 (RGB), 1 + alpha or 3 + alpha.
+
+  `sampler.trajectory_every` must be 0; `tiled` as `plan` decided.
+  """
+  lr = metrics.from_uint8(image.rgb)[None]
+  p = scale_to_p([output_scale(image.rgb.shape[:2], out_hw)], model.config.max_scale)
+  sr = sampling.sample(model, jnp.asarray(lr), out_hw, jnp.asarray(p), key, sampler, diffusion,
+                       tiled=tiled)
+  out = image_output.to_uint8(np.asarray(sr[0]))
+  if image.grayscale:
+    out = np.round(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
+  if image.alpha is not None:
+    alpha = imresize_lib.imresize(image.alpha, output_hw=out_hw)
+    out = np.concatenate([out, alpha[..., None]], axis=-1)
+  return out[..., 0] if out.shape[-1] == 1 else out

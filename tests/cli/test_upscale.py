@@ -1,0 +1,143 @@
+"""`idm-jax upscale` on odd inputs, sizes, tiling, and every per-input and global error.
+
+The inputs share a few (LR, output) shapes so the whole file compiles the sampler five times.
+"""
+import numpy as np
+import pytest
+from PIL import Image
+
+from idm_jax.cli import main as cli
+from idm_jax.data import imresize
+from tests.cli import tiny_run
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+  """(config path, checkpoint, input folder) with images of every kind the upscaler handles."""
+  directory = tmp_path_factory.mktemp('upscale')
+  config_path = tiny_run.write_config(directory)
+  checkpoint = tiny_run.write_checkpoint(directory, config_path)
+  inputs = directory / 'inputs'
+  inputs.mkdir()
+  rng = np.random.default_rng(0)
+  rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), np.uint8)
+  Image.fromarray(rgb(8, 8)[..., 0]).save(inputs / 'gray.png')
+  rgba = np.concatenate([rgb(8, 8), np.tile(np.arange(0, 256, 32, np.uint8), (8, 1))[..., None]],
+                        axis=-1)
+  Image.fromarray(rgba).save(inputs / 'rgba.png')
+  gray16 = rng.integers(0, 65536, (8, 8)).astype(np.uint16)
+  Image.fromarray(gray16).save(inputs / 'gray16.png')
+  Image.fromarray(rgb(8, 8)).save(inputs / 'photo.webp', lossless=True)
+  palette = Image.frombytes('P', (8, 8), rng.integers(0, 4, (8, 8), np.uint8).tobytes())
+  palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+  palette.save(inputs / 'palette.png', transparency=0)  # Index 0 transparent.
+  Image.fromarray(rgb(4, 6)).save(inputs / 'wide.jpg')  # 6 wide, 4 high.
+  Image.fromarray(rgb(1, 1)).save(inputs / 'dot.png')
+  Image.fromarray(rgb(10, 10)).save(inputs / 'big.png')
+  (inputs / 'notes.png').write_text('not an image\n')
+  return config_path, checkpoint, inputs
+
+
+def _upscale(setup, tmp_path, names, *options, config_path=None):
+  """Runs the CLI in-process; returns (exit status, output folder)."""
+  default_config, checkpoint, inputs = setup
+  out = tmp_path / 'out'
+  argv = ['upscale', *(str(inputs / n) for n in names), '--checkpoint', str(checkpoint),
+          '--config', str(config_path or default_config), '--output', str(out), *options]
+  return cli.run(argv), out
+
+
+def _error_line(err: str, needle: str) -> str:
+  """The one stderr line holding `needle` (a message must not spill onto other lines)."""
+  lines = [line for line in err.splitlines() if needle in line]
+  assert len(lines) == 1, err
+  return lines[0]
+
+
+def _size_mode(path):
+  with Image.open(path) as image:
+    return image.size, image.mode
+
+
+def test_odd_inputs_and_bad_files_in_one_call(setup, tmp_path, capsys):
+  names = ['gray.png', 'missing.png', 'rgba.png', 'gray16.png', 'notes.png', 'photo.webp',
+           'palette.png', 'wide.jpg']
+  status, out = _upscale(setup, tmp_path, names, '--scale', '2')
+  assert status == 1  # Two inputs failed; the other six were written.
+  assert _size_mode(out / 'gray_x2.png') == ((16, 16), 'L')
+  assert _size_mode(out / 'rgba_x2.png') == ((16, 16), 'RGBA')
+  assert _size_mode(out / 'gray16_x2.png') == ((16, 16), 'L')
+  assert _size_mode(out / 'photo_x2.png') == ((16, 16), 'RGB')
+  assert _size_mode(out / 'palette_x2.png') == ((16, 16), 'RGBA')
+  assert _size_mode(out / 'wide_x2.png') == ((12, 8), 'RGB')
+  with Image.open(setup[2] / 'rgba.png') as source, Image.open(out / 'rgba_x2.png') as result:
+    expected_alpha = imresize.imresize(np.asarray(source)[..., 3], output_hw=(16, 16))
+    np.testing.assert_array_equal(np.asarray(result)[..., 3], expected_alpha)
+  err = capsys.readouterr().err
+  assert 'no such file' in _error_line(err, 'missing.png')
+  assert 'check the path' in _error_line(err, 'missing.png')
+  assert 'pass a PNG, JPEG, WebP or BMP image' in _error_line(err, 'notes.png')
+  assert 'upscaled 6 of 8 inputs' in err
+
+
+def test_scale_7_3_of_one_pixel_with_two_samples(setup, tmp_path):
+  status, out = _upscale(setup, tmp_path, ['dot.png'], '--scale', '7.3', '--num-samples', '2',
+                         '--seed', '3')
+  assert status == 0
+  first, second = (np.asarray(Image.open(out / f'dot_x7.3_s{k}.png')) for k in (0, 1))
+  assert first.shape == second.shape == (7, 7, 3)  # floor(7.3 * 1 + 0.5) = 7.
+  assert np.any(first != second)
+
+
+def test_scale_one_and_exact_size(setup, tmp_path):
+  status, out = _upscale(setup, tmp_path, ['wide.jpg'], '--scale', '1')
+  assert status == 0 and _size_mode(out / 'wide_x1.png') == ((6, 4), 'RGB')
+  status, out = _upscale(setup, tmp_path, ['wide.jpg'], '--size', '12x8')
+  assert status == 0 and _size_mode(out / 'wide_12x8.png') == ((12, 8), 'RGB')
+
+
+def test_size_smaller_than_an_input_fails_only_that_input(setup, tmp_path, capsys):
+  status, out = _upscale(setup, tmp_path, ['big.png', 'wide.jpg'], '--size', '12x8')
+  assert status == 1
+  assert _size_mode(out / 'wide_12x8.png') == ((12, 8), 'RGB')
+  line = _error_line(capsys.readouterr().err, 'big.png')
+  assert 'smaller than the 10x10 input' in line and 'pass a --size of at least 10x10' in line
+
+
+def test_scale_below_one_fails_before_loading(setup, tmp_path, capsys):
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '0.5')
+  assert status == 2
+  line = _error_line(capsys.readouterr().err, '--scale 0.5')
+  assert 'below 1' in line and 'pass --scale >= 1' in line
+
+
+def test_budget_without_tiling_is_refused_then_tiling_fits_it(setup, tmp_path, capsys):
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile-size', '0',
+                       '--max-pixels', '100')
+  assert status == 1
+  line = _error_line(capsys.readouterr().err, 'gray.png')
+  assert 'output 16x16 (256 pixels) exceeds the budget of 100 pixels' in line
+  assert 'enable tiling with --tile-size 10' in line
+  status, out = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile-size', '8',
+                         '--max-pixels', '100')
+  assert status == 0 and _size_mode(out / 'gray_x2.png') == ((16, 16), 'L')
+
+
+def test_tiles_that_cannot_fit_name_the_fix(setup, tmp_path, capsys):
+  status, _ = _upscale(setup, tmp_path, ['dot.png', 'gray.png'], '--scale', '7.3',
+                       '--tile-size', '4', '--max-pixels', '16')
+  assert status == 1
+  err = capsys.readouterr().err
+  # 1 -> 7 pixels: tiles must be whole multiples of 7 output pixels.
+  assert 'an integer --scale always tiles' in _error_line(err, 'dot.png')
+  # 8 -> 58 pixels: tiles of 4 are too small for the overlap of 4.
+  assert 'pass a larger --tile-size' in _error_line(err, 'gray.png')
+
+
+def test_checkpoint_config_mismatch(setup, tmp_path, capsys):
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2',
+                       config_path=f'{setup[0]}:wider')
+  assert status == 2
+  line = _error_line(capsys.readouterr().err, 'error:')
+  assert 'encoder_features: checkpoint 8, config 16' in line
+  assert 'Use the config the checkpoint was trained with' in line

@@ -1,0 +1,101 @@
+"""`evaluate` end to end on a tiny random checkpoint, over the 8 simulated CPU devices."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from idm_jax.cli import main as cli
+from idm_jax.cli.config_file import load_config
+from idm_jax.data import pipeline
+from idm_jax.evaluation import evaluate as evaluate_lib
+from idm_jax.evaluation import metrics
+from tests.cli import tiny_run
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+  directory = tmp_path_factory.mktemp('run')
+  config_path = tiny_run.write_config(directory)
+  return config_path, tiny_run.write_checkpoint(directory, config_path)
+
+
+@pytest.fixture(scope='module')
+def evaluated(run_dir, tmp_path_factory):
+  """Scales 2 and 6 (config), 2 samples per input: 8 requests per size, one compile each."""
+  config_path, checkpoint = run_dir
+  out = tmp_path_factory.mktemp('eval')
+  results = evaluate_lib.evaluate(load_config(str(config_path)), checkpoint, out, num_samples=2)
+  return load_config(str(config_path)), out, results
+
+
+def test_writes_json_csv_and_images(evaluated):
+  _, out, results = evaluated
+  assert json.loads((out / 'metrics.json').read_text()) == results
+  assert results['step'] == 7 and results['params'] == 'ema' and results['num_devices'] == 8
+  assert [s['scale'] for s in results['scales']] == [2.0, 6.0]
+  with open(out / 'metrics.csv', newline='') as f:
+    rows = list(csv.DictReader(f))
+  assert [r['image'] for r in rows] == ['coffee_x2', 'rocket_x2', 'mean'] + [
+      'coffee_x6', 'rocket_x6', 'mean']
+  for entry in results['scales']:
+    assert entry['num_images'] == 2
+    scale_rows = [r for r in rows if float(r['scale']) == entry['scale']]
+    for column in evaluate_lib.COLUMNS:
+      values = [float(r[column]) for r in scale_rows[:-1]]
+      assert all(math.isfinite(v) for v in values), column
+      assert float(scale_rows[-1][column]) == pytest.approx(np.mean(values), rel=1e-12)
+      assert entry['mean'][column] == pytest.approx(np.mean(values), rel=1e-12)
+    for record in entry['images']:
+      assert record['num_samples'] == 2 and record['psnr_std'] > 0  # Two different samples.
+      for name in record['files']:
+        with Image.open(out / name) as png:
+          assert png.mode == 'RGB' and png.size == tuple(record['hr_hw'][::-1])
+
+
+def test_metrics_match_the_written_pngs(evaluated):
+  """Independent of the evaluator's arrays: recompute from the PNG files and fresh HR/LR pairs."""
+  config, out, results = evaluated
+  pairs = {p['name']: p for p in pipeline.eval_pairs(config.data, [2.0, 6.0])}
+  for entry in results['scales']:
+    for record in entry['images']:
+      pair = pairs[record['image']]
+      crop = math.ceil(entry['scale'])
+      srs = [metrics.from_uint8(np.asarray(Image.open(out / name))) for name in record['files']]
+      psnr = [metrics.psnr(sr, pair['hr'], crop_border=crop) for sr in srs]
+      psnr_y = [metrics.psnr(sr, pair['hr'], crop_border=crop, y_channel=True) for sr in srs]
+      lr_cons = [metrics.lr_consistency(sr, pair['lr']) for sr in srs]
+      assert record['psnr_mean'] == pytest.approx(np.mean(psnr), abs=1e-9)
+      assert record['psnr_y_mean'] == pytest.approx(np.mean(psnr_y), abs=1e-9)
+      assert record['psnr_y_std'] == pytest.approx(np.std(psnr_y), abs=1e-9)
+      assert record['lr_consistency_mean'] == pytest.approx(np.mean(lr_cons), rel=1e-9)
+      ssim = [metrics.ssim(sr, pair['hr'], crop_border=crop) for sr in srs]
+      assert record['ssim_mean'] == pytest.approx(np.mean(ssim), abs=1e-12)
+
+
+def test_cli_raw_params_one_scale(run_dir, tmp_path, capsys):
+  config_path, checkpoint = run_dir
+  out = tmp_path / 'cli'
+  status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
+                    '--output', str(out), '--scales', '2', '--num-samples', '1',
+                    '--params', 'raw', '--steps', '2'])
+  assert status == 0
+  table = capsys.readouterr().out
+  assert 'PSNR-Y' in table and 'LR-cons x1e-5' in table
+  results = json.loads((out / 'metrics.json').read_text())
+  assert results['params'] == 'raw' and results['num_samples'] == 1
+  assert [s['scale'] for s in results['scales']] == [2.0]
+  assert sorted(p.name for p in (out / 'images').iterdir()) == ['coffee_x2_s0.png',
+                                                                'rocket_x2_s0.png']
+
+
+def test_missing_checkpoint_is_a_one_line_error(run_dir, tmp_path, capsys):
+  config_path, _ = run_dir
+  status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint',
+                    str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'out')])
+  assert status == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1
+  assert 'does not exist; pass the workdir/checkpoints folder' in err
