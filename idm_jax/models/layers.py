@@ -1,11 +1,16 @@
-"""Plain layers initialised as the official trainer does (`init_weights(..., 'orthogonal')`)."""
+"""Plain convolution, dense and GroupNorm layers with PyTorch's semantics.
+
+Weights start from PyTorch's default fan-in uniform init. The official trainer re-initialises
+them orthogonally, which costs a QR decomposition per layer (minutes for the face model on a
+CPU) and matters only at step 0; loaded checkpoints overwrite either.
+"""
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from idm_jax.models.equalized import conv2d
 
-_ORTHOGONAL = nnx.initializers.orthogonal()
+_FAN_IN_UNIFORM = nnx.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
 
 
 class Conv(nnx.Module):
@@ -14,7 +19,7 @@ class Conv(nnx.Module):
   def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
                stride: int = 1, use_bias: bool = True, rngs: nnx.Rngs):
     self.stride, self.padding = stride, kernel_size // 2
-    self.kernel = nnx.Param(_ORTHOGONAL(
+    self.kernel = nnx.Param(_FAN_IN_UNIFORM(
         rngs.params(), (kernel_size, kernel_size, in_channels, out_channels), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32)) if use_bias else None
 
@@ -29,7 +34,7 @@ class Dense(nnx.Module):
   """Affine map on the last axis."""
 
   def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
-    self.kernel = nnx.Param(_ORTHOGONAL(rngs.params(), (in_features, out_features), jnp.float32))
+    self.kernel = nnx.Param(_FAN_IN_UNIFORM(rngs.params(), (in_features, out_features), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32))
 
   def __call__(self, x: jax.Array) -> jax.Array:
