@@ -1,0 +1,35 @@
+"""Diffusion hyper-parameters: the fields `config.diffusion` and `config.sampler` hold."""
+import ml_collections
+
+
+def default_diffusion_config() -> ml_collections.ConfigDict:
+  """The official face schedule (`beta_schedule` of configs/ffhq_liifsr3_scaler_16_128.json)."""
+  c = ml_collections.ConfigDict()
+  c.schedule = 'linear'  # 'linear' | 'quad' | 'cosine' | 'warmup10' | 'warmup50'.
+  c.num_timesteps = 2000
+  c.linear_start = 1e-6
+  c.linear_end = 1e-2
+  c.cosine_s = 8e-3  # Only read by 'cosine'.
+  c.loss = 'l1'  # 'l1' (official) | 'l2', on the predicted noise.
+  return c
+
+
+def default_sampler_config() -> ml_collections.ConfigDict:
+  """A 20-step DPM-Solver++(2M) sampler, tiled past 256x256 outputs."""
+  c = ml_collections.ConfigDict()
+  c.name = 'dpm_solver++'  # 'ddpm' (all T steps) | 'ddim' | 'dpm_solver++' (2M, data pred.).
+  c.steps = 20  # Network evaluations; 'ddpm' always takes num_timesteps.
+  # 'leading': t_i = floor(i * T / steps), the official DDIM grid (ends at t = 0);
+  # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1).
+  c.spacing = 'leading'
+  c.eta = 0.0  # DDIM only: 0 deterministic, 1 the DDPM posterior variance.
+  c.clip_x0 = True  # Clip the predicted x0 to [-1, 1] at every step (the official DDPM does).
+  c.trajectory_every = 0  # k > 0: `sample` also returns x_t and the predicted x0 every k steps.
+  # Tiling: outputs larger than `tile_size` on either side are sampled as overlapping tiles.
+  c.tile_size = 256  # HR pixels per tile side.
+  c.tile_overlap = 32  # HR pixels shared by neighbouring tiles (the blending ramp).
+  c.tile_multiple = 1  # Tile sides are multiples of this (the IDM U-Net takes any size).
+  # True: condition every tile once and keep it (faster; memory grows with the output, ~20 MiB
+  # per 256x256 tile for the face model). False: recompute per tile and step (memory of one tile).
+  c.tile_cache_condition = False
+  return c

@@ -1,0 +1,136 @@
+"""Public sampling entry points: one jitted program per (batch, output size, steps, tiling).
+
+As in Flax's gemma sampler, the model is split once outside and merged inside a single `jax.jit`
+over (graphdef, state, ...): the LR conditioning is computed once, then `scan_loop.run` scans the
+steps. The step table is a traced argument, so changing eta or the schedule does not recompile.
+"""
+import functools
+from typing import Any, Callable, NamedTuple, Sequence
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from idm_jax.diffusion import scan_loop
+from idm_jax.diffusion import schedules
+from idm_jax.diffusion import solvers
+from idm_jax.diffusion import tiling
+
+# (lr (b, h, w, 3), out_hw (H, W), p (b,)).
+Request = tuple[jax.Array, tuple[int, int], jax.Array]
+
+
+@functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
+                                             'trajectory_every'))
+def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
+            keys: jax.Array, table: solvers.StepTable, *, out_hw: tuple[int, int],
+            layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
+            trajectory_every: int) -> tuple[jax.Array, scan_loop.Trajectory | None]:
+  """Samples from the per-example keys (B,); untiled when layout is None."""
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  if layout is None:
+    cond = model.condition(lr, out_hw, p)
+    eps_fn = lambda x, gamma: model.denoise(cond, x, gamma)
+  else:
+    eps_fn = tiling.tiled_eps_fn(model, lr, p, layout, cache_tile_condition)
+  x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
+  return scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0,
+                       trajectory_every=trajectory_every)
+
+
+def _layout(lr_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
+            tiled: bool | None) -> tiling.TileLayout | None:
+  """The tiles to use: by default only when the output exceeds `sampler.tile_size`."""
+  if tiled is None:
+    tiled = max(out_hw) > sampler.tile_size
+  if not tiled:
+    return None
+  return tiling.plan_tiles(lr_hw, out_hw, sampler.tile_size, sampler.tile_overlap,
+                           sampler.tile_multiple)
+
+
+def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys: jax.Array,
+               sampler: ml_collections.ConfigDict, diffusion: ml_collections.ConfigDict,
+               tiled: bool | None, trajectory_every: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+  """The positional and static arguments of `_sample`; lr and p may be `jax.ShapeDtypeStruct`s."""
+  out_hw = (int(out_hw[0]), int(out_hw[1]))
+  table = solvers.make_table(sampler, schedules.make_schedule(diffusion, np.float64))
+  if not isinstance(p, jax.ShapeDtypeStruct):
+    p = jnp.asarray(p, jnp.float32)
+  graphdef, state = nnx.split(model)
+  layout = _layout(lr.shape[1:3], out_hw, sampler, tiled)
+  static = dict(out_hw=out_hw, layout=layout,
+                cache_tile_condition=layout is not None and bool(sampler.tile_cache_condition),
+                clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every))
+  return (graphdef, state, lr, p, keys, table), static
+
+
+def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
+           key: jax.Array, sampler: ml_collections.ConfigDict,
+           diffusion: ml_collections.ConfigDict, tiled: bool | None = None) -> Any:
+  """Super-resolves lr (B, h, w, 3) in [-1, 1] to (B, H, W, 3) at scale input p (B,).
+
+  `sampler` / `diffusion` hold the fields of `default_sampler_config()` /
+  `default_diffusion_config()`. Example b uses only key `split(key, B)[b]`. `tiled`: None picks
+  tiles when the output exceeds `sampler.tile_size`. Returns the images, or
+  (images, `scan_loop.Trajectory`) when `sampler.trajectory_every` > 0. Dropout is off.
+  """
+  args, static = _arguments(model, lr, out_hw, p, jax.random.split(key, lr.shape[0]), sampler,
+                            diffusion, tiled, sampler.trajectory_every)
+  images, traj = _sample(*args, **static)
+  return images if traj is None else (images, traj)
+
+
+class CompiledSampler(NamedTuple):
+  """`sample` compiled ahead of time for one (batch, LR size, output size, sampler)."""
+  run: Callable[[jax.Array, jax.Array, jax.Array], Any]  # (lr, p, key) -> as `sample`.
+  compiled: jax.stages.Compiled  # For .memory_analysis() and .cost_analysis().
+
+
+def compile_sample(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any,
+                   sampler: ml_collections.ConfigDict, diffusion: ml_collections.ConfigDict,
+                   tiled: bool | None = None) -> CompiledSampler:
+  """Compiles the program `sample` runs, with the model's current weights; lr (B, h, w, 3) and
+  p (B,) may be arrays or `jax.ShapeDtypeStruct`s."""
+  batch = lr.shape[0]
+  keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), batch))
+  args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, tiled,
+                            sampler.trajectory_every)
+  compiled = _sample.lower(*args, **static).compile()
+  graphdef, state, _, _, _, table = args
+
+  def run(lr, p, key):
+    images, traj = compiled(graphdef, state, lr, jnp.asarray(p, jnp.float32),
+                            jax.random.split(key, batch), table)
+    return images if traj is None else (images, traj)
+
+  return CompiledSampler(run, compiled)
+
+
+def sample_requests(model: nnx.Module, requests: Sequence[Request], key: jax.Array,
+                    sampler: ml_collections.ConfigDict,
+                    diffusion: ml_collections.ConfigDict) -> list[jax.Array]:
+  """Samples many requests, one batched call (one compile) per distinct (LR size, output size).
+
+  Request i gets the images `sample(model, lr_i, out_hw_i, p_i, fold_in(key, i), ...)` would give
+  (up to float rounding of the batched network); returns them in request order, no trajectories.
+  """
+  groups: dict[tuple[Any, ...], list[int]] = {}
+  for i, (lr, out_hw, _) in enumerate(requests):
+    groups.setdefault((tuple(lr.shape[1:]), tuple(out_hw)), []).append(i)
+  results: list[Any] = [None] * len(requests)
+  for (_, out_hw), members in groups.items():
+    lr = jnp.concatenate([requests[i][0] for i in members])
+    p = jnp.concatenate([jnp.asarray(requests[i][2], jnp.float32) for i in members])
+    keys = jnp.concatenate([
+        jax.random.split(jax.random.fold_in(key, i), requests[i][0].shape[0]) for i in members
+    ])
+    args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, None, 0)
+    images, _ = _sample(*args, **static)
+    sizes = np.cumsum([requests[i][0].shape[0] for i in members])[:-1]
+    for i, part in zip(members, jnp.split(images, sizes)):
+      results[i] = part
+  return results

@@ -1,0 +1,123 @@
+"""Scan samplers on the stand-in model: reference loop, keys, trajectories, batching."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from idm_jax.diffusion import config
+from idm_jax.diffusion import sampling
+from idm_jax.diffusion import scan_loop
+from idm_jax.diffusion import schedules
+from idm_jax.diffusion import solvers
+from tests.diffusion import reference
+from tests.diffusion import stand_in
+
+T = 12
+
+
+@pytest.fixture(scope='module')
+def model():
+  return stand_in.StandIn()
+
+
+def _diffusion():
+  d = config.default_diffusion_config()
+  d.num_timesteps, d.linear_start, d.linear_end = T, 1e-4, 0.3
+  return d
+
+
+def _sampler(name, steps=5, **fields):
+  s = config.default_sampler_config()
+  s.name, s.steps = name, steps
+  s.update(fields)
+  return s
+
+
+def _lr(batch=2, size=4, seed=1):
+  return stand_in.uniform((batch, size, size, 3), seed)
+
+
+P = jnp.array([0.5, 1.0])
+
+
+@pytest.mark.parametrize('name,eta', [('ddpm', 0.0), ('ddim', 0.5), ('dpm_solver++', 0.0)])
+def test_scan_matches_python_loop_step_by_step(model, name, eta):
+  sampler = _sampler(name, eta=eta, trajectory_every=1)
+  key = jax.random.key(0)
+  images, traj = sampling.sample(model, _lr(), (16, 16), P, key, sampler, _diffusion())
+  t_seq = solvers.timesteps(T, sampler.steps, sampler.spacing)
+  betas = schedules.make_betas('linear', T, 1e-4, 0.3)
+  ref = reference.sample(model, _lr(), (16, 16), P, jax.random.split(key, 2), betas, name, t_seq,
+                         eta)
+  assert traj.x.shape == (len(ref), 2, 16, 16, 3)
+  for i, (x, x0) in enumerate(ref):
+    np.testing.assert_allclose(traj.x0[i], x0, atol=2e-5, err_msg=f'x0 at step {i}')
+    np.testing.assert_allclose(traj.x[i], x, atol=2e-5, err_msg=f'x at step {i}')
+  np.testing.assert_array_equal(images, traj.x0[-1])
+
+
+def test_same_key_same_result_different_keys_differ(model):
+  sampler, diffusion = _sampler('ddim', eta=1.0), _diffusion()
+  run = lambda seed: sampling.sample(model, _lr(), (16, 16), P, jax.random.key(seed), sampler,
+                                     diffusion)
+  a, b, c = run(0), run(0), run(1)
+  np.testing.assert_array_equal(a, b)
+  assert float(jnp.abs(a - c).mean()) > 1e-3
+  assert float(jnp.abs(a[0] - a[1]).mean()) > 1e-3  # Each example has its own noise.
+
+
+@pytest.mark.parametrize('eta', [0.0, 1.0])
+def test_ddim_eta0_ignores_step_noise(model, eta):
+  """From one x_T, DDIM(eta = 0) gives one result whatever the step keys; eta > 0 does not."""
+  table = solvers.make_table(_sampler('ddim', eta=eta),
+                             schedules.make_schedule(_diffusion(), np.float64))
+  table = table._replace(noise=np.r_[0.0, table.noise[1:]])  # Start from x_t, not from noise.
+  cond = model.condition(_lr(), (16, 16), P)
+  x_t = stand_in.normal((2, 16, 16, 3), 5)
+  run = jax.jit(lambda keys: scan_loop.run(lambda x, g: model.denoise(cond, x, g), x_t, keys,
+                                           table, clip_x0=True)[0])
+  diff = float(jnp.abs(run(jax.random.split(jax.random.key(0), 2)) -
+                       run(jax.random.split(jax.random.key(1), 2))).max())
+  assert diff == 0.0 if eta == 0 else diff > 1e-3
+
+
+def test_ddim_eta1_on_all_steps_is_ddpm(model):
+  diffusion, key = _diffusion(), jax.random.key(3)
+  ddpm, _ = sampling.sample(model, _lr(), (16, 16), P, key,
+                            _sampler('ddpm', trajectory_every=1), diffusion)
+  ddim, _ = sampling.sample(model, _lr(), (16, 16), P, key,
+                            _sampler('ddim', T, eta=1.0, trajectory_every=1), diffusion)
+  np.testing.assert_allclose(ddim, ddpm, atol=1e-4)
+
+
+def test_trajectory_keeps_every_kth_step_and_the_last(model):
+  diffusion, key = _diffusion(), jax.random.key(0)
+  _, every = sampling.sample(model, _lr(), (16, 16), P, key,
+                             _sampler('dpm_solver++', trajectory_every=1), diffusion)
+  images, traj = sampling.sample(model, _lr(), (16, 16), P, key,
+                                 _sampler('dpm_solver++', trajectory_every=3), diffusion)
+  assert traj.x.shape == traj.x0.shape == (2, 2, 16, 16, 3)  # After steps 3 and 5.
+  np.testing.assert_array_equal(traj.x, every.x[np.array([2, 4])])
+  np.testing.assert_array_equal(traj.x0, every.x0[np.array([2, 4])])
+  np.testing.assert_array_equal(images, traj.x0[-1])
+
+
+class _TracedStandIn(stand_in.StandIn):
+  """Counts traces of the sampler: `condition` is traced once per compiled sampler."""
+  condition = chex.assert_max_traces(stand_in.StandIn.condition, n=2)
+
+
+def test_requests_grouped_one_compile_per_size_and_batch_independent(model):
+  requests = [(_lr(1, 4, 10), (16, 16), jnp.array([0.5])),
+              (_lr(2, 4, 11), (12, 12), jnp.array([0.2, 0.3])),
+              (_lr(2, 4, 12), (16, 16), jnp.array([1.0, 0.1]))]
+  sampler, diffusion, key = _sampler('ddim', eta=1.0), _diffusion(), jax.random.key(7)
+  traced = _TracedStandIn()  # The same weights as `model`.
+  chex.clear_trace_counter()
+  for _ in range(2):  # Two sizes: two traces at most, over both calls.
+    grouped = sampling.sample_requests(traced, requests, key, sampler, diffusion)
+  for i, (lr, out_hw, p) in enumerate(requests):
+    alone = sampling.sample(model, lr, out_hw, p, jax.random.fold_in(key, i), sampler, diffusion)
+    assert grouped[i].shape == (lr.shape[0], *out_hw, 3)
+    np.testing.assert_allclose(grouped[i], alone, atol=1e-5)
