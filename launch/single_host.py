@@ -14,8 +14,9 @@ command instead of running it.
 
 import argparse
 import os
-import shlex
 import sys
+
+import launch_common
 
 _XLA_GPU_FLAGS = ("--xla_gpu_enable_latency_hiding_scheduler=true",)
 
@@ -53,11 +54,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
   args = _parser().parse_args(argv)
   command = build_command(args)
-  if args.dry_run:
-    print(shlex.join(command))
-    return
-  print("+", shlex.join(command), file=sys.stderr, flush=True)
-  os.execvp(command[0], command)
+  launch_common.execute(command, args.dry_run, "check --python")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ the sbatch command instead of running it.
 """
 
 import argparse
-import os
 import pathlib
-import shlex
 import sys
+
+import launch_common
 
 _HERE = pathlib.Path(__file__).resolve().parent
 _JOB_SCRIPT = _HERE / "slurm_job.sbatch"
@@ -68,14 +68,7 @@ def main(argv: list[str] | None = None) -> None:
   if args.nodes < 1 or args.gpus_per_node < 1:
     sys.exit("--nodes and --gpus-per-node must be at least 1")
   command = build_command(args)
-  if args.dry_run:
-    print(shlex.join(command))
-    return
-  print("+", shlex.join(command), file=sys.stderr, flush=True)
-  try:
-    os.execvp(command[0], command)
-  except FileNotFoundError:
-    sys.exit("sbatch not found: run this on a SLURM login node")
+  launch_common.execute(command, args.dry_run, "run this on a SLURM login node")
 
 
 if __name__ == "__main__":

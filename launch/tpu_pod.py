@@ -19,6 +19,8 @@ import re
 import shlex
 import sys
 
+import launch_common
+
 _REQUIREMENTS = pathlib.Path(__file__).resolve().parents[1] / "requirements.txt"
 
 
@@ -89,14 +91,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
   args = _parser().parse_args(argv)
   command = build_command(args)
-  if args.dry_run:
-    print(shlex.join(command))
-    return
-  print("+", shlex.join(command), file=sys.stderr, flush=True)
-  try:
-    os.execvp(command[0], command)
-  except FileNotFoundError:
-    sys.exit("gcloud not found: install the Google Cloud CLI")
+  launch_common.execute(command, args.dry_run, "install the Google Cloud CLI")
 
 
 if __name__ == "__main__":
