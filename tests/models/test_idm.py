@@ -13,9 +13,14 @@ from idm_jax.models.lr_conditioning import normalise_scale_weights
 from idm_jax.models.scale import scale_to_p
 
 
+def _rngs(seed: int) -> nnx.Rngs:
+  # The 'rbg' generator compiles its per-shape initialiser kernels ~5x faster than threefry.
+  return nnx.Rngs(jax.random.key(seed, impl='rbg'))
+
+
 @pytest.fixture(scope='module')
 def tiny():
-  model = IDM(model_config.tiny_model_config(), rngs=nnx.Rngs(0))
+  model = IDM(model_config.tiny_model_config(), rngs=_rngs(0))
   model.eval()
   graphdef, state = nnx.split(model)
 
@@ -68,9 +73,15 @@ def test_condition_then_denoise_equals_full_forward(tiny):
   lr = jax.random.uniform(key, (2, 8, 8, 3), minval=-1, maxval=1)
   y_t = jax.random.normal(key, (2, 19, 23, 3))
   gamma, p = jnp.array([0.2, 0.9]), jnp.array([0.1, 0.8])
-  cond = model.condition(lr, (19, 23), p)
-  np.testing.assert_allclose(model.denoise(cond, y_t, gamma), forward(state, lr, y_t, gamma, p),
-                             atol=1e-5)
+  graphdef = nnx.graphdef(model)
+
+  @jax.jit
+  def two_stage(state, lr, y_t, gamma, p):
+    model = nnx.merge(graphdef, state)
+    return model.denoise(model.condition(lr, (19, 23), p), y_t, gamma)
+
+  np.testing.assert_allclose(two_stage(state, lr, y_t, gamma, p),
+                             forward(state, lr, y_t, gamma, p), atol=1e-5)
 
 
 def test_per_example_scale_and_noise_level(tiny):
@@ -89,15 +100,16 @@ def test_per_example_scale_and_noise_level(tiny):
 
 def test_bfloat16_compute_tracks_float32():
   cfg = model_config.tiny_model_config()
-  f32 = IDM(cfg, rngs=nnx.Rngs(1))
+  f32 = IDM(cfg, rngs=_rngs(1))
   cfg.compute_dtype = 'bfloat16'
-  bf16 = IDM(cfg, rngs=nnx.Rngs(1))
+  bf16 = IDM(cfg, rngs=_rngs(1))
   f32.eval(), bf16.eval()
   key = jax.random.key(5)
   lr = jax.random.uniform(key, (1, 8, 8, 3), minval=-1, maxval=1)
   y_t = jax.random.normal(key, (1, 16, 16, 3))
-  a = f32(lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
-  b = bf16(lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
+  call = nnx.jit(lambda model, *args: model(*args))
+  a = call(f32, lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
+  b = call(bf16, lr, y_t, jnp.array([0.5]), jnp.array([0.5]))
   assert b.dtype == jnp.float32
   rel = float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a))
   assert 0 < rel < 0.05
