@@ -42,12 +42,21 @@ def metadata_for(config: ml_collections.ConfigDict) -> dict[str, Any]:
           'model': json.loads(config.model.to_json_best_effort())}
 
 
-def save(manager: ocp.CheckpointManager, step: int, *, params: nnx.State, ema_params: nnx.State,
-         config: ml_collections.ConfigDict, train_state: Any = None,
-         metrics: dict[str, float] | None = None, force: bool = False) -> bool:
-  """Queue one step for writing (asynchronous unless the manager says otherwise)."""
-  items = {'params': ocp.args.StandardSave(nnx.to_pure_dict(params)),
-           'ema_params': ocp.args.StandardSave(nnx.to_pure_dict(ema_params)),
+def _pure(params: nnx.State | dict[str, Any]) -> dict[str, Any]:
+  """Parameters as a pure nested dict of arrays (the form the trainer already keeps them in)."""
+  return nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
+
+
+def save(manager: ocp.CheckpointManager, step: int, *, params: nnx.State | dict[str, Any],
+         ema_params: nnx.State | dict[str, Any], config: ml_collections.ConfigDict,
+         train_state: Any = None, metrics: dict[str, float] | None = None,
+         force: bool = False) -> bool:
+  """Queue one step for writing (asynchronous unless the manager says otherwise).
+
+  `params` / `ema_params`: an `nnx.State` of parameters or its pure dict.
+  """
+  items = {'params': ocp.args.StandardSave(_pure(params)),
+           'ema_params': ocp.args.StandardSave(_pure(ema_params)),
            'metadata': ocp.args.JsonSave(metadata_for(config))}
   if train_state is not None:
     items['train_state'] = ocp.args.StandardSave(train_state)
@@ -107,3 +116,23 @@ def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema:
   manager.close()
   return step
 
+
+def restore_training(manager: ocp.CheckpointManager, step: int, *, params: Any, ema_params: Any,
+                     train_state: Any, model_config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Everything a resumed run needs from `step`: {'params', 'ema_params', 'train_state'}.
+
+  The targets (pure dicts of live arrays or of `jax.ShapeDtypeStruct`s with shardings) give the
+  layout to restore into, so a checkpoint written on one mesh loads on another.
+  """
+  where = f'checkpoint {manager.directory} (step {step})'
+  meta = read_metadata(manager, step)
+  if meta.get('format') != FORMAT:
+    raise ValueError(f'{where} is not an idm_jax checkpoint (format {meta.get("format")!r}).')
+  _check_model_config(meta['model'], model_config, where)
+  if 'train_state' not in manager.item_metadata(step):
+    raise ValueError(f'{where} holds no optimizer state (an export or a converted official '
+                     'checkpoint): it can be evaluated but not resumed.')
+  targets = {'params': params, 'ema_params': ema_params, 'train_state': train_state}
+  restored = manager.restore(step, args=ocp.args.Composite(
+      **{k: ocp.args.StandardRestore(_abstract(v)) for k, v in targets.items()}))
+  return {k: restored[k] for k in targets}

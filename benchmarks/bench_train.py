@@ -1,0 +1,101 @@
+r"""Train-step time of the official face model (99.8M parameters) at batch 4, LR 16 -> HR 128.
+
+The official PyTorch step takes 14.8 s on the project's 2-core CPU; the target is at most 0.7x
+that. Reports the median of `--steps` steps after compilation (each timed to completion), the
+compile time, and the model FLOPs of one step from XLA's cost analysis; with `--peak_tflops`
+(the device's peak for the compute dtype) also the model FLOP utilisation.
+
+  python benchmarks/bench_train.py [--batch 4] [--steps 5] [--compute_dtype bfloat16]
+
+Prints one JSON object.
+"""
+import argparse
+import json
+import pathlib
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from idm_jax.cli.config_file import load_config
+from idm_jax.training import mesh as mesh_lib
+from idm_jax.training import optimizer
+from idm_jax.training import train_state as train_state_lib
+from idm_jax.training import train_step as train_step_lib
+
+OFFICIAL_PYTORCH_CPU_S = 14.8
+TARGET_RATIO = 0.7
+FACE_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'ffhq_16_128.py'
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--batch', type=int, default=4)
+  parser.add_argument('--lr_size', type=int, default=16)
+  parser.add_argument('--hr_size', type=int, default=128)
+  parser.add_argument('--steps', type=int, default=5, help='timed steps after compilation')
+  parser.add_argument('--compute_dtype', default='float32', choices=['float32', 'bfloat16'])
+  parser.add_argument('--peak_tflops', type=float, default=0.0,
+                      help='device peak TFLOP/s, for the model FLOP utilisation')
+  args = parser.parse_args()
+
+  config = load_config(str(FACE_CONFIG))
+  config.model.compute_dtype = args.compute_dtype
+  config.train.batch_size = args.batch
+  config.mesh.data = 1
+  mesh = mesh_lib.make_mesh(config.mesh)
+  tx, schedule = optimizer.make_optimizer(config.optim, config.train.num_steps)
+  layout = train_state_lib.make_layout(config, mesh, tx)
+  state = train_state_lib.create(config, layout, tx)
+  rest = train_state_lib.make_rest(layout)
+  step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
+
+  rng = np.random.default_rng(0)
+  b, h, w = args.batch, args.lr_size, args.hr_size
+  batch = mesh_lib.global_batch(
+      {'lr': rng.uniform(-1, 1, (b, h, h, 3)).astype(np.float32),
+       'hr': rng.uniform(-1, 1, (b, w, w, 3)).astype(np.float32),
+       'p': np.ones((b,), np.float32)}, mesh_lib.batch_sharding(mesh))
+
+  start = time.perf_counter()
+  compiled = step.jitted.lower(state, rest, batch).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get('flops', 0.0)) if cost else 0.0
+
+  state, metrics = compiled(state, rest, batch)  # Warm-up: first run allocates.
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(args.steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, rest, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  median = statistics.median(times)
+  device = jax.devices()[0]
+  result = {
+      'benchmark': 'train_step', 'config': 'configs/ffhq_16_128.py',
+      'params': int(sum(x.size for x in jax.tree.leaves(state.params))),
+      'batch': b, 'lr_size': h, 'hr_size': w, 'compute_dtype': args.compute_dtype,
+      'backend': jax.default_backend(), 'device': device.device_kind,
+      'devices': jax.device_count(), 'compile_s': round(compile_s, 2),
+      'step_s_median': round(median, 3), 'step_s_all': [round(t, 3) for t in times],
+      'images_per_s': round(b / median, 3), 'loss': float(metrics['loss']),
+      'model_tflop_per_step': round(flops / 1e12, 4),
+      'achieved_tflops': round(flops / median / 1e12, 4),
+  }
+  if args.peak_tflops:
+    result['mfu'] = round(flops / median / 1e12 / args.peak_tflops, 4)
+  if jax.default_backend() == 'cpu':
+    result['official_pytorch_cpu_s'] = OFFICIAL_PYTORCH_CPU_S
+    result['ratio_to_official'] = round(median / OFFICIAL_PYTORCH_CPU_S, 3)
+    result['target_ratio'] = TARGET_RATIO
+    result['meets_target'] = median / OFFICIAL_PYTORCH_CPU_S <= TARGET_RATIO
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,101 @@
+r"""Trains or evaluates IDM from an ml_collections config file.
+
+  python -m idm_jax.main --config=configs/demo.py --workdir=DIR [--mode=train|eval] \
+      [--config.train.batch_size=64 ...]
+
+Every config field can be overridden on the command line. An unknown field or a value of the
+wrong type stops the program before anything starts, naming the field. Running the same command
+again resumes from the newest checkpoint in DIR/checkpoints.
+"""
+import importlib.util
+import os
+import pathlib
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from idm_jax.training import config as config_lib
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+                  'train: train (and validate); eval: evaluate WORKDIR/checkpoints.')
+flags.DEFINE_enum('distributed', 'auto', ['auto', 'on', 'off'],
+                  'Call jax.distributed.initialize(): auto = when a cluster is detected.')
+config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
+                                lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def cluster_environment() -> str | None:
+  """The multi-process environment this process runs in, if any (what jax can initialise from)."""
+  env = os.environ
+  if env.get('JAX_COORDINATOR_ADDRESS'):
+    return 'JAX_COORDINATOR_ADDRESS'
+  # A task of an `srun` step (the step variables), in a step of several tasks.
+  slurm = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_PROCID', 'SLURM_LOCALID')
+  if all(k in env for k in slurm) and int(env.get('SLURM_STEP_NUM_TASKS',
+                                                  env.get('SLURM_NTASKS', '1'))) > 1:
+    return 'SLURM'
+  if int(env.get('OMPI_COMM_WORLD_SIZE', '1')) > 1:
+    return 'Open MPI'
+  if any(env.get(k) for k in ('TPU_WORKER_HOSTNAMES', 'TPU_PROCESS_ADDRESSES',
+                              'MEGASCALE_COORDINATOR_ADDRESS')):
+    return 'Cloud TPU'
+  tpu_device = pathlib.Path('/dev/accel0').exists() or pathlib.Path('/dev/vfio/0').exists()
+  if tpu_device and importlib.util.find_spec('libtpu') is not None:
+    return 'Cloud TPU VM'  # jax finds the other workers through the metadata server.
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl parsing, with a readable message for an unknown `--config.FIELD`."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    # config_flags raises these, with just the missing name, for an unknown --config.FIELD.
+    name = (str(e.args[0]) if e.args else str(e)).strip('\'"')
+    bad = [a for a in argv if a.startswith('--config.') and name in a] or argv[1:]
+    sys.exit(f'FATAL: {" ".join(bad)}: the config has no field {name!r}; see the config file '
+             'for the fields that exist.')
+  except flags.Error as e:
+    sys.exit(f'FATAL: {e}')
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = FLAGS.config
+  try:
+    config_lib.validate(config)
+  except (ValueError, TypeError) as e:
+    sys.exit(f'FATAL: invalid config: {e}')
+
+  environment = cluster_environment()
+  if FLAGS.distributed == 'on' or (FLAGS.distributed == 'auto' and environment):
+    logging.info('Initialising jax.distributed (%s).', environment or 'forced')
+    jax.distributed.initialize()
+  logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+
+  workdir = pathlib.Path(FLAGS.workdir)
+  # Imported only now, so flag and config errors come before TensorFlow (clu's writers) loads.
+  if FLAGS.mode == 'train':
+    from idm_jax.training import train  # pylint: disable=g-import-not-at-top
+    train.train_and_evaluate(config, workdir)
+  else:
+    from idm_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+    evaluate.evaluate(config, str(workdir / 'checkpoints'), str(workdir / 'eval'))
+
+
+def run() -> None:
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == '__main__':
+  run()

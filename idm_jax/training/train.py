@@ -1,0 +1,267 @@
+"""Training and evaluation loop, in sections: mesh, input pipeline, model and optimizer,
+checkpoint restore, update step, validation, loop.
+
+The same code runs on one CPU and on many hosts: each process feeds its rows of the global batch,
+the step is one `jax.jit` over the mesh, and only process 0 writes logs, reports and pictures
+(Orbax coordinates the checkpoint writes of all processes).
+"""
+import contextlib
+import pathlib
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+from flax import nnx
+
+from idm_jax.checkpoints import store
+from idm_jax.data import pipeline
+from idm_jax.training import config as config_lib
+from idm_jax.training import mesh as mesh_lib
+from idm_jax.training import optimizer as optimizer_lib
+from idm_jax.training import preemption
+from idm_jax.training import train_state as train_state_lib
+from idm_jax.training import train_step as train_step_lib
+from idm_jax.training import validation
+
+
+class NonFiniteError(FloatingPointError):
+  """A step produced a NaN/inf loss or gradient and `train.nonfinite` is 'stop'."""
+
+
+def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      flat.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      flat[prefix + k] = v if isinstance(v, (bool, int, float, str)) else str(v)
+  return flat
+
+
+class _StepMonitor:
+  """Per-step metrics still on device: checks them for NaN/inf and averages them for logging.
+
+  Reading a step's `finite` flag waits for that step, so the loop reads it one step late and
+  the device stays a step ahead; before a checkpoint or validation it reads all of them.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, checkpoint_dir: pathlib.Path,
+               manager):
+    self._stop = config.train.nonfinite == 'stop'
+    self._checkpoint_dir = checkpoint_dir
+    self._manager = manager
+    self._unchecked: list[tuple[int, dict[str, jax.Array]]] = []
+    self._finished: list[dict[str, float]] = []
+    self.skipped = 0
+
+  def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    self._unchecked.append((step, metrics))
+
+  def check(self, all_steps: bool = False) -> None:
+    """Reads the finite flags of all but the newest step (or of all)."""
+    keep = 0 if all_steps else 1
+    while len(self._unchecked) > keep:
+      step, metrics = self._unchecked.pop(0)
+      values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      if values.pop('finite'):
+        self._finished.append(values)
+        continue
+      message = (f'non-finite loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) '
+                 f'at step {step}')
+      if self._stop:
+        self._manager.wait_until_finished()
+        raise NonFiniteError(
+            f'{message}: stopping without saving. The last good checkpoint is step '
+            f'{self._manager.latest_step()} in {self._checkpoint_dir}. Lower '
+            'optim.learning_rate, set optim.grad_clip_norm, check the data, or set '
+            'train.nonfinite="skip".')
+      self.skipped += 1
+      logging.warning('%s: update skipped (%d so far).', message, self.skipped)
+
+  def summary(self) -> dict[str, float]:
+    """Means over the finite steps since the last call."""
+    self.check(all_steps=True)
+    finished, self._finished = self._finished, []
+    if not finished:
+      return {}
+    return {k: float(np.mean([m[k] for m in finished])) for k in finished[0]}
+
+
+def _until_failure_after_stop(batches, stop: preemption.StopRequest):
+  """The batches; if they fail once a stop was requested, just ends.
+
+  A scheduler's SIGTERM may reach the input workers too, so the pipeline can die before the
+  loop saves: the loop then still saves the state it has.
+  """
+  try:
+    yield from batches
+  except Exception:  # pylint: disable=broad-exception-caught
+    if not stop.requested:
+      raise
+    logging.warning('The input pipeline failed after %s; saving and stopping.',
+                    stop.signal_name)
+
+
+def _restore_or_create(config, layout, tx, manager) -> train_state_lib.TrainState:
+  """The newest checkpoint of `manager` on this mesh, or a fresh state."""
+  latest = manager.latest_step()
+  if latest is None:
+    logging.info('No checkpoint in %s: starting from scratch.', manager.directory)
+    return train_state_lib.create(config, layout, tx)
+  logging.info('Resuming from step %d of %s.', latest, manager.directory)
+  abstract = layout.abstract_state
+  restored = store.restore_training(
+      manager, latest, params=abstract.params, ema_params=abstract.ema_params,
+      train_state=abstract.checkpoint_item(), model_config=config.model)
+  item = restored['train_state']
+  return train_state_lib.TrainState(
+      step=item['step'], params=restored['params'], ema_params=restored['ema_params'],
+      opt_state=item['opt_state'], rng=item['rng'])
+
+
+def _eval_model(layout: train_state_lib.Layout, state: train_state_lib.TrainState,
+                rest: Any) -> nnx.Module:
+  """The EMA network, whole on this process's first device."""
+  return nnx.merge(layout.graphdef, mesh_lib.to_local_device(state.ema_params),
+                   mesh_lib.to_local_device(rest))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str | pathlib.Path) -> train_state_lib.TrainState:
+  """Trains (resuming from `workdir/checkpoints` if it holds a step); returns the final state."""
+  config_lib.validate(config)
+  workdir = pathlib.Path(workdir).absolute()
+  is_main = jax.process_index() == 0
+  if is_main:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
+
+  # Mesh.
+  mesh = mesh_lib.make_mesh(config.mesh)
+  n_data = mesh.shape[mesh_lib.DATA]
+  if config.train.batch_size % n_data:
+    raise ValueError(f'train.batch_size = {config.train.batch_size} must be a multiple of the '
+                     f'{n_data} devices on the data axis (mesh.data).')
+  logging.info('Mesh %s over %d process(es).', dict(mesh.shape), jax.process_count())
+
+  # Input pipeline: this process's rows of every global batch.
+  data = pipeline.TrainPipeline(config.data, config.train.batch_size, config.seed,
+                                jax.process_index(), jax.process_count())
+  logging.info('HR bucket sides %s: the train step compiles at most %d times.', data.hr_sizes,
+               len(data.hr_sizes))
+
+  # Model and optimizer, created sharded; or restored onto this mesh.
+  tx, lr_schedule = optimizer_lib.make_optimizer(config.optim, config.train.num_steps)
+  layout = train_state_lib.make_layout(config, mesh, tx)
+  checkpoint_dir = workdir / 'checkpoints'
+  manager = store.make_manager(checkpoint_dir, keep=config.checkpoint.keep,
+                               keep_best=config.checkpoint.keep_best,
+                               async_save=config.checkpoint.async_save)
+  state = _restore_or_create(config, layout, tx, manager)
+  rest = train_state_lib.make_rest(layout)
+  start_step = int(state.step)
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info('Model: %d parameters; parameter sharding: %s.', n_params,
+               config.mesh.param_sharding)
+  if start_step == 0:
+    writer.write_hparams(_flatten(config.to_dict()))
+
+  # Update step and validation.
+  train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh)
+  batch_sharding = mesh_lib.batch_sharding(mesh)
+  num_steps = config.train.num_steps
+  report_progress = periodic_actions.ReportProgress(
+      num_train_steps=num_steps, writer=writer,
+      every_secs=config.logging.progress_every_secs)
+  validator = None
+  if config.eval.every_steps or config.eval.at_end:
+    validator = validation.Validator(config)
+
+  def validate(state: train_state_lib.TrainState, step: int, final: bool) -> dict[str, float]:
+    with report_progress.timed('validation'):
+      result = validator.run(_eval_model(layout, state, rest))
+    logging.info('Validation at step %d: %s', step,
+                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(result.scalars.items())))
+    writer.write_scalars(step, result.scalars)
+    if is_main:
+      writer.write_images(step, {'validation': validator.picture(result)[None]})
+      stem = workdir / 'validation' / f'step_{step:08d}'
+      validator.write_report(result, step, stem.with_suffix('.json'), stem.with_suffix('.png'))
+      if final:
+        validator.write_report(result, step, workdir / 'results.json',
+                               workdir / 'comparison.png')
+    return result.scalars
+
+  # Loop.
+  monitor = _StepMonitor(config, checkpoint_dir, manager)
+  compiled = train_step.compile_count
+  last_log_time, last_log_step = time.time(), start_step
+  done = saved = start_step
+  stopped = False
+  if start_step >= num_steps:
+    logging.info('Checkpoint step %d already reaches train.num_steps = %d.', start_step,
+                 num_steps)
+
+  def save(step: int, metrics: dict[str, float] | None = None) -> int:
+    monitor.check(all_steps=True)  # Raises before a NaN state could be written.
+    with report_progress.timed('checkpoint'):
+      store.save(manager, step, params=state.params, ema_params=state.ema_params,
+                 config=config, train_state=state.checkpoint_item(), metrics=metrics,
+                 force=True)
+    return step
+
+  try:
+    with (preemption.StopRequest(config.checkpoint.preemption_sync_steps) as stop,
+          contextlib.closing(data.iterate(start_step)) as batches):
+      for step, batch in _until_failure_after_stop(batches, stop):
+        if step >= num_steps:
+          break
+        state, metrics = train_step(state, rest, mesh_lib.global_batch(batch, batch_sharding))
+        monitor.add(step, metrics)
+        monitor.check()
+        done = step + 1
+        report_progress(done)
+        if train_step.compile_count != compiled:
+          compiled = train_step.compile_count
+          logging.info('Compiled the train step for HR %s (%d compilation(s) so far).',
+                       batch['hr'].shape[1:3], compiled)
+
+        if done % config.logging.log_every_steps == 0 or done == num_steps:
+          scalars = monitor.summary()
+          elapsed = time.time() - last_log_time
+          steps_per_sec = (done - last_log_step) / max(elapsed, 1e-9)
+          scalars.update(steps_per_sec=steps_per_sec,
+                         images_per_sec=steps_per_sec * config.train.batch_size,
+                         compile_count=compiled, skipped_steps=monitor.skipped)
+          writer.write_scalars(done, scalars)
+          last_log_time, last_log_step = time.time(), done
+
+        stopping = stop.should_stop(done, manager)
+        val = None
+        if validator is not None and (
+            (config.eval.every_steps and done % config.eval.every_steps == 0)
+            or (done == num_steps and config.eval.at_end)):
+          monitor.check(all_steps=True)
+          val = validate(state, done, final=done == num_steps)
+        if done % config.checkpoint.every_steps == 0 or done == num_steps or stopping:
+          saved = save(done, val)
+        if stopping:
+          stopped = True
+          break
+      if stopped or stop.requested:
+        if saved != done:
+          saved = save(done)
+        logging.warning('Stopped by %s after step %d; checkpoint saved. Run the same command '
+                        'to resume.', stop.signal_name or 'a preemption notice', done)
+    monitor.check(all_steps=True)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.flush()
+  return state

@@ -1,0 +1,104 @@
+"""The training state and its layout on the mesh.
+
+The model is kept functionally: a static `graphdef`, its parameters as a pure dict (what Orbax
+stores and optax updates) and the remaining state `rest`, which holds only the dropout RNG
+streams. Every step reseeds those from its own key, so `rest` is rebuilt from shapes and never
+checkpointed.
+"""
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from idm_jax.models import idm
+from idm_jax.training import mesh as mesh_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything an update reads and writes."""
+  step: jax.Array  # () int32: updates applied so far, so also the index of the next batch.
+  params: dict[str, Any]  # Pure dict of the model's nnx.Param arrays.
+  ema_params: dict[str, Any]
+  opt_state: optax.OptState
+  rng: jax.Array  # (2,) uint32; step k draws from fold_in(rng, k), so resuming needs no more.
+
+  def checkpoint_item(self) -> dict[str, Any]:
+    """The `train_state` checkpoint item (parameters and EMA are items of their own)."""
+    return {'opt_state': self.opt_state, 'step': self.step, 'rng': self.rng}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """The static half of training: model structure, shapes and shardings."""
+  graphdef: nnx.GraphDef
+  abstract_state: TrainState  # jax.ShapeDtypeStruct leaves, each with its sharding.
+  state_shardings: TrainState
+  abstract_rest: Any
+  rest_shardings: Any
+
+
+def _model(model_config: ml_collections.ConfigDict, seed: int) -> idm.IDM:
+  """The network in training mode, initialised from `seed`."""
+  # The counter-based 'rbg' generator compiles the initialiser several times faster than
+  # threefry on CPU; the values are computed on one device, so they do not depend on the mesh.
+  key = jax.random.key(seed, impl='rbg')
+  model = idm.IDM(model_config, rngs=nnx.Rngs(params=key, dropout=key))
+  model.train()
+  return model
+
+
+def _split(model: idm.IDM) -> tuple[nnx.GraphDef, dict[str, Any], dict[str, Any]]:
+  """(graphdef, parameters, rest), the last two as pure dicts: merging pure values creates
+  fresh Variables at the caller's trace level, which `nnx.reseed` may then update."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+
+
+def _init(model_config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
+          seed: int) -> TrainState:
+  params = _split(_model(model_config, seed))[1]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params),
+                    rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+
+
+def make_layout(config: ml_collections.ConfigDict, mesh: Mesh,
+                tx: optax.GradientTransformation) -> Layout:
+  """Shapes from `jax.eval_shape`, shardings from the `mesh` config section."""
+  graphdef, _, abstract_rest = _split(nnx.eval_shape(lambda: _model(config.model, config.seed)))
+  abstract_state = jax.eval_shape(lambda: _init(config.model, tx, config.seed))
+  repl = mesh_lib.replicated(mesh)
+  shardings = TrainState(
+      step=repl, params=mesh_lib.param_shardings(abstract_state.params, mesh, config.mesh),
+      ema_params=mesh_lib.param_shardings(abstract_state.ema_params, mesh, config.mesh),
+      opt_state=mesh_lib.param_shardings(abstract_state.opt_state, mesh, config.mesh), rng=repl)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          abstract_state, shardings)
+  return Layout(graphdef=graphdef, abstract_state=abstract, state_shardings=shardings,
+                abstract_rest=abstract_rest,
+                rest_shardings=jax.tree.map(lambda _: repl, abstract_rest))
+
+
+def create(config: ml_collections.ConfigDict, layout: Layout,
+           tx: optax.GradientTransformation) -> TrainState:
+  """A fresh state from `config.seed`, laid out with the layout's shardings."""
+  state = jax.jit(lambda: _init(config.model, tx, config.seed))()
+  return jax.device_put(state, layout.state_shardings)
+
+
+def make_rest(layout: Layout) -> Any:
+  """Stand-ins for the dropout streams (keys and counters), which each step reseeds."""
+
+  def placeholder(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.split(jax.random.key(0), x.shape)
+    return jnp.zeros(x.shape, x.dtype)
+
+  return jax.device_put(jax.tree.map(placeholder, layout.abstract_rest), layout.rest_shardings)

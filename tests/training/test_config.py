@@ -1,0 +1,70 @@
+"""Configs: every file in configs/ is valid; a wrong field or type fails early, naming it."""
+import importlib.util
+import pathlib
+
+import ml_collections
+import pytest
+
+from idm_jax.training import config as config_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / 'configs').glob('*.py'))
+
+
+def _load(path: pathlib.Path) -> ml_collections.ConfigDict:
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_files_are_valid(path):
+  config_lib.validate(_load(path))
+
+
+def test_official_settings():
+  ffhq = _load(REPO / 'configs' / 'ffhq_16_128.py')
+  assert (ffhq.train.batch_size, ffhq.optim.learning_rate, ffhq.train.num_steps) == (
+      32, 1e-4, 1_000_000)
+  assert (ffhq.data.lr_size, ffhq.data.max_hr_size, ffhq.model.max_scale) == (16, 128, 8.0)
+  cat = _load(REPO / 'configs' / 'cat_x16.py')
+  assert (cat.optim.learning_rate, cat.data.lr_size, cat.data.max_hr_size) == (2e-5, 16, 256)
+  df2k = _load(REPO / 'configs' / 'df2k_x4.py')
+  assert (df2k.data.lr_size, df2k.data.max_hr_size, df2k.model.max_scale) == (40, 160, 4.0)
+
+
+def test_unknown_field_is_named():
+  config = config_lib.default_config()
+  config.train.bacth_size = 8
+  with pytest.raises(ValueError, match=r"unknown config field 'train\.bacth_size'"):
+    config_lib.validate(config)
+
+
+def test_wrong_element_type_is_named():
+  config = config_lib.default_config()
+  config.eval.scales = (2.0, 'x3')
+  with pytest.raises(TypeError, match=r'eval\.scales\[1\] .* is a str'):
+    config_lib.validate(config)
+
+
+def test_int_for_bool_is_named():
+  config = config_lib.default_config()
+  with config.checkpoint.ignore_type():
+    config.checkpoint.async_save = 1
+  with pytest.raises(TypeError, match=r'checkpoint\.async_save = 1 is a int'):
+    config_lib.validate(config)
+
+
+def test_missing_fields_are_named():
+  config = config_lib.default_config()
+  config.model = ml_collections.ConfigDict({'inner_channel': 8})
+  with pytest.raises(ValueError, match=r'lacks field\(s\) model\.attn_res'):
+    config_lib.validate(config)
+
+
+def test_inconsistent_scale_range_is_named():
+  config = config_lib.default_config()
+  config.model.max_scale = 4.0  # The data still go 16 -> 128 (x8).
+  with pytest.raises(ValueError, match='model.max_scale'):
+    config_lib.validate(config)

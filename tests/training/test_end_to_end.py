@@ -1,0 +1,45 @@
+"""A short run through `train_and_evaluate`: the loss falls, logs and validation are written."""
+import json
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from idm_jax.training import train
+from tests.training import common
+
+
+def _scalars(workdir) -> dict[str, list[tuple[int, float]]]:
+  """TensorBoard scalars by tag: [(step, value), ...]."""
+  out = {}
+  for path in workdir.glob('events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == 'scalars':
+          out.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+  return out
+
+
+def test_short_run_learns_and_reports(tmp_path):
+  config = common.micro_config()  # Only host-side fields change: the step program is shared.
+  config.train.num_steps = 60
+  config.checkpoint.every_steps = 30
+  config.logging.log_every_steps = 10
+  config.eval.at_end = True
+  state = train.train_and_evaluate(config, tmp_path)
+  assert int(state.step) == 60
+
+  scalars = _scalars(tmp_path)
+  loss = [v for _, v in sorted(scalars['loss'])]
+  assert len(loss) == 6 and np.mean(loss[-2:]) < 0.8 * loss[0], loss
+  for tag in ('learning_rate', 'grad_norm', 'steps_per_sec', 'images_per_sec', 'compile_count',
+              'val_psnr', 'val_psnr_x2_bicubic'):
+    assert tag in scalars, tag
+  assert [v for _, v in scalars['compile_count']] == [1.0] * 6  # One HR bucket: one compile.
+
+  report = json.loads((tmp_path / 'results.json').read_text())
+  assert report['step'] == 60 and set(report['scales']) == {'x2'}
+  assert {'idm', 'bicubic', 'images'} <= set(report['scales']['x2'])
+  picture = np.asarray(Image.open(tmp_path / 'comparison.png'))
+  assert picture.shape == (16, 4 * 16 + 3 * 2, 3)  # LR | bicubic | IDM | HR, 2-pixel gaps.
+  assert (tmp_path / 'checkpoints' / '60').is_dir()
