@@ -53,8 +53,8 @@ def cluster_environment() -> str | None:
   return None
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl parsing, with a readable message for an unknown `--config.FIELD`."""
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl parsing with readable errors: `app.run(main, flags_parser=parse_flags)`."""
   try:
     return FLAGS(argv)
   except (AttributeError, KeyError) as e:
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ def run(argv: list[str] | None = None) -> int:
     # Training is the absl program `python -m idm_jax.main`; its flags pass through unchanged.
     from absl import app  # pylint: disable=g-import-not-at-top
     from idm_jax import main as train_main  # pylint: disable=g-import-not-at-top
-    app.run(train_main.main, argv=['idm-jax train', *argv[1:]])
+    app.run(train_main.main, argv=['idm-jax train', *argv[1:]], flags_parser=train_main.parse_flags)
     return 0
   parser = argparse.ArgumentParser(prog='idm-jax', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

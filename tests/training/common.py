@@ -10,7 +10,11 @@ from idm_jax.training import config as config_lib
 
 
 def micro_config() -> ml_collections.ConfigDict:
-  """LR 8 -> HR 16 (one bucket), batch 8 over the 8 simulated devices, dropout on."""
+  """LR 8 -> HR 16 (one bucket), batch 8 on one device, dropout on.
+
+  One device keeps the runs cheap on two cores; `test_sharding` sets its own meshes, and its
+  one-device program is this one (the compilation cache shares it).
+  """
   c = config_lib.default_config()
   m = c.model
   m.inner_channel = 8
@@ -38,6 +42,7 @@ def micro_config() -> ml_collections.ConfigDict:
   c.train.ema_start_step = 2
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 2
+  c.mesh.data = 1
   c.mesh.fsdp_min_size = 0
   c.checkpoint.every_steps = 4
   c.checkpoint.keep = 10
