@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from idm_jax.models.conv2d import conv2d
+
 _LEAKY_SLOPE = 0.2
 _LEAKY_GAIN = math.sqrt(2.0)
 
@@ -17,15 +19,6 @@ _LEAKY_GAIN = math.sqrt(2.0)
 def fused_leaky_relu(x: jax.Array, bias: jax.Array) -> jax.Array:
   """`leaky_relu(x + bias, 0.2) * sqrt(2)`: StyleGAN2's fused bias activation (bias on C)."""
   return jax.nn.leaky_relu(x + bias.astype(x.dtype), _LEAKY_SLOPE) * _LEAKY_GAIN
-
-
-def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
-           groups: int = 1) -> jax.Array:
-  """Zero-padded NHWC convolution with an HWIO kernel (PyTorch's `F.conv2d` semantics)."""
-  return jax.lax.conv_general_dilated(
-      x, kernel.astype(x.dtype), window_strides=(stride, stride),
-      padding=((padding, padding), (padding, padding)),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=groups)
 
 
 class FusedBias(nnx.Module):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from idm_jax.models.equalized import conv2d
+from idm_jax.models.conv2d import conv2d
 
 _FAN_IN_UNIFORM = nnx.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
 
