@@ -33,6 +33,9 @@ _A_T = np.array([[1, 1, 1, 1, 1, 0],
                  [0, 1, -1, 8, -8, 1]], np.float64)
 _OUT_TILE, _IN_TILE = _A_T.shape
 
+# Below this much work (multiply-adds x 2 of the direct gradient) XLA's own gradient is as fast,
+# and it compiles in a fraction of the time of the Winograd graph.
+_MIN_FLOPS = 2.5e8
 # Winograd's 36 products pay off only with enough tiles per product, relative to the channels
 # (measured here: from 64 tiles at 256 channels); below that the three row products win.
 _MIN_TILES = 64
@@ -87,6 +90,8 @@ def _xla_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
 
 def _cpu_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
   n, h, w, c_in = x.shape
+  if 18 * n * h * w * c_in * dy.shape[-1] < _MIN_FLOPS:
+    return _xla_kernel_grad(x, dy)
   tiles = n * -(-h // _OUT_TILE) * -(-w // _OUT_TILE)
   if tiles >= max(_MIN_TILES, _MIN_TILES_PER_INPUT_CHANNEL * c_in):
     return winograd_kernel_grad(x, dy).astype(x.dtype)

@@ -43,13 +43,21 @@ def test_kernel_grad_matches_float64_closed_form(shape, c_out, grad_fn):
   assert _rel_err(got, _reference_kernel_grad(x, dy)) < 2e-5
 
 
-@pytest.mark.parametrize('kernel_size, stride, padding', [(3, 1, 1), (1, 1, 0), (3, 2, 1),
-                                                          (3, 1, 0)])
-def test_conv2d_value_and_gradients_match_xla(kernel_size, stride, padding):
-  """Every dispatch path (1x1 product, custom-gradient 3x3, plain XLA) is the same function."""
-  x, _ = _inputs((4, 20, 18, 12), 1, seed=1)
+# (input shape, output channels, kernel size, stride, padding): a 1x1 product; 3x3 gradients small
+# enough for XLA's own, large enough for Winograd (many tiles) and for the row products (few
+# tiles, many channels); XLA's plain convolution for strides and other paddings.
+CASES = [((4, 20, 18, 12), 10, 1, 1, 0), ((4, 20, 18, 12), 10, 3, 1, 1),
+         ((4, 64, 60, 32), 32, 3, 1, 1), ((1, 8, 8, 512), 512, 3, 1, 1),
+         ((4, 20, 18, 12), 10, 3, 2, 1), ((4, 20, 18, 12), 10, 3, 1, 0)]
+
+
+@pytest.mark.parametrize('shape, c_out, kernel_size, stride, padding', CASES)
+def test_conv2d_value_and_gradients_match_xla(shape, c_out, kernel_size, stride, padding):
+  """Every dispatch path is the same function as XLA's convolution, value and gradients."""
+  x, _ = _inputs(shape, 1, seed=1)
   kernel = np.random.default_rng(2).standard_normal(
-      (kernel_size, kernel_size, 12, 10)).astype(np.float32) / 6
+      (kernel_size, kernel_size, shape[-1], c_out)).astype(np.float32)
+  kernel /= np.sqrt(kernel_size**2 * shape[-1])
 
   def xla(x, k):
     return jax.lax.conv_general_dilated(x, k, (stride, stride), ((padding, padding),) * 2,
