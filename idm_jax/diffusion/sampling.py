@@ -74,12 +74,22 @@ def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Arr
   """Super-resolves lr (B, h, w, 3) in [-1, 1] to (B, H, W, 3) at scale input p (B,).
 
   `sampler` / `diffusion` hold the fields of `default_sampler_config()` /
-  `default_diffusion_config()`. Example b uses only key `split(key, B)[b]`. `tiled`: None picks
-  tiles when the output exceeds `sampler.tile_size`. Returns the images, or
-  (images, `scan_loop.Trajectory`) when `sampler.trajectory_every` > 0. Dropout is off.
+  `default_diffusion_config()`. `key`: one key, of which example b uses `split(key, B)[b]`, or B
+  keys, one per example: example b's image then depends on keys[b] alone, not on the batch it
+  was drawn in. `tiled`: None picks tiles when the output exceeds `sampler.tile_size`. Returns
+  the images, or (images, `scan_loop.Trajectory`) when `sampler.trajectory_every` > 0. Dropout
+  is off.
   """
-  args, static = _arguments(model, lr, out_hw, p, jax.random.split(key, lr.shape[0]), sampler,
-                            diffusion, tiled, sampler.trajectory_every)
+  batch = lr.shape[0]
+  if key.shape == ():
+    keys = jax.random.split(key, batch)
+  elif key.shape == (batch,):
+    keys = key
+  else:
+    raise ValueError(f'sample: key of shape {key.shape} for a batch of {batch}; pass one key '
+                     f'or {batch} keys (shape ({batch},)).')
+  args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, tiled,
+                            sampler.trajectory_every)
   images, traj = _sample(*args, **static)
   return images if traj is None else (images, traj)
 

@@ -14,9 +14,11 @@ import json
 import os
 import pathlib
 import time
+import zlib
 from typing import Any, Iterator, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -55,6 +57,11 @@ def _pair_p(pair: dict, max_scale: float) -> float:
   return float(scale_to_p(output_scale(pair['lr'].shape[:2], pair['hr'].shape[:2]), max_scale))
 
 
+def _name_id(pair: dict) -> int:
+  """A stable 31-bit number for a pair's name (`coffee_x2`), for its sampling keys."""
+  return zlib.crc32(pair['name'].encode()) & 0x7FFFFFFF
+
+
 def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: jax.Array,
              config: ml_collections.ConfigDict, mesh: Mesh,
              per_device_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -62,7 +69,8 @@ def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: ja
 
   Requests of one (LR size, HR size) run in calls of one batch size (one compile per size): at
   most `per_device_batch` per device, padded to a multiple of the device count, split over
-  'data'. A call's examples use keys split from `fold_in(key, call index)`.
+  'data'. Sample j of a pair uses the key `fold_in(fold_in(key, crc32(pair name)), j)`, so it
+  does not depend on the batch size, the device count, the other scales or the other requests.
   """
   sampler = config.sampler.copy_and_resolve_references()
   sampler.trajectory_every = 0
@@ -71,7 +79,6 @@ def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: ja
   for i, pair in enumerate(pairs):
     size = (pair['lr'].shape, pair['hr'].shape)
     groups.setdefault(size, []).extend((i, j) for j in range(num_samples))
-  calls = 0
   for (_, hr_shape), items in groups.items():
     batch = min(-(-len(items) // mesh.size), per_device_batch) * mesh.size
     for start in range(0, len(items), batch):
@@ -79,11 +86,11 @@ def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: ja
       padded = part + [part[-1]] * (batch - len(part))  # Padding outputs are dropped.
       lr = np.stack([pairs[i]['lr'] for i, _ in padded])
       p = np.array([_pair_p(pairs[i], model.config.max_scale) for i, _ in padded], np.float32)
+      keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(key, _name_id(pairs[i])), j)
+                        for i, j in padded])
       images = sampling.sample(model, _shard(lr, batch_sharding), hr_shape[:2],
-                               _shard(p, batch_sharding), jax.random.fold_in(key, calls),
-                               sampler, config.diffusion)
+                               _shard(p, batch_sharding), keys, sampler, config.diffusion)
       images = np.asarray(mesh_lib.to_local_device(images))
-      calls += 1
       for (i, j), image in zip(part, images):
         yield i, j, image
 

@@ -133,3 +133,18 @@ def test_one_tile_equals_untiled(model):
   tiled = sampling.sample(model, LR, (16, 16), P, key, sampler, diffusion, tiled=True)
   for a, b in zip(jax.tree.leaves(untiled), jax.tree.leaves(tiled)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_per_example_keys_make_an_image_independent_of_its_batch(model):
+  """With B keys, example b of a batch equals the same example sampled alone with keys[b]."""
+  sampler, diffusion = _sampler('dpm_solver++', trajectory_every=0), _diffusion()
+  keys = jax.random.split(jax.random.key(4), 2)
+  batched = sampling.sample(model, LR, (16, 16), P, keys, sampler, diffusion)
+  chex.clear_trace_counter()  # Batch 1 is a second program.
+  alone = sampling.sample(model, LR[1:], (16, 16), P[1:], keys[1:], sampler, diffusion)
+  np.testing.assert_allclose(batched[1:], alone, atol=1e-5)
+  # The same key, given once instead of per example, splits into other keys: other noise.
+  one_key = sampling.sample(model, LR, (16, 16), P, keys[0], sampler, diffusion)
+  assert float(jnp.abs(one_key - batched).max()) > 0.1
+  with pytest.raises(ValueError, match=r'pass one key or 2 keys'):
+    sampling.sample(model, LR, (16, 16), P, keys[:1], sampler, diffusion)
