@@ -81,6 +81,8 @@ def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Arr
   is off.
   """
   batch = lr.shape[0]
+  if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)  # A legacy uint32 `PRNGKey` (2,) or a stack of them.
   if key.shape == ():
     keys = jax.random.split(key, batch)
   elif key.shape == (batch,):

@@ -146,5 +146,9 @@ def test_per_example_keys_make_an_image_independent_of_its_batch(model):
   # The same key, given once instead of per example, splits into other keys: other noise.
   one_key = sampling.sample(model, LR, (16, 16), P, keys[0], sampler, diffusion)
   assert float(jnp.abs(one_key - batched).max()) > 0.1
+  # A legacy uint32 key of shape (2,) is one key, not two, even for a batch of 2.
+  legacy = sampling.sample(model, LR, (16, 16), P, jax.random.key_data(keys[0]), sampler,
+                           diffusion)
+  np.testing.assert_array_equal(legacy, one_key)
   with pytest.raises(ValueError, match=r'pass one key or 2 keys'):
     sampling.sample(model, LR, (16, 16), P, keys[:1], sampler, diffusion)
