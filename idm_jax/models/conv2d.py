@@ -6,8 +6,8 @@ and it was most of a training step. On CPU the weight gradient of a 3x3, stride-
 therefore computed with matrix products: at high resolution with Winograd's F(4x4, 3x3) algorithm
 (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016: transforms of 6x6 input
 tiles and 4x4 gradient tiles, 36 products, a transform back to 3x3), at low resolution as three
-row products. GPUs and TPUs keep XLA's own gradient, and every platform keeps XLA's forward pass
-and input gradient, which are fast everywhere.
+row products. GPUs and TPUs keep XLA's own gradient; the forward convolution and the input
+gradient are XLA's on every platform, since they are fast everywhere.
 """
 import jax
 import jax.numpy as jnp
