@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from idm_jax import host_memory
 from idm_jax.diffusion import config as diffusion_config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
@@ -156,11 +157,13 @@ def main():
   parser.add_argument('--quick', action='store_true',
                       help='batch 1 only; memory of the default tiling only')
   args = parser.parse_args()
+  malloc_tuned = host_memory.keep_freed_memory()
   model = face_model()
   report = {
       'backend': jax.default_backend(), 'device': str(jax.devices()[0]),
       'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
       'load_average_at_start': os.getloadavg(), 'jax': jax.__version__,
+      'malloc_tuned': malloc_tuned,
       'task': f'face config, LR {LR_HW[0]} -> HR {OUT_HW[0]}, random weights, float32',
       'note': 'every sampler compiles to the same step; long runs are fixed + steps x per_step '
               'from two timed runs; compile time excluded from run times',

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from idm_jax import host_memory
 from idm_jax.training import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> None:
     config_lib.validate(config)
   except (ValueError, TypeError) as e:
     sys.exit(f'FATAL: invalid config: {e}')
+  host_memory.keep_freed_memory()  # Before XLA's first buffer.
 
   environment = cluster_environment()
   if FLAGS.distributed == 'on' or (FLAGS.distributed == 'auto' and environment):

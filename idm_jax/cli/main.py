@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from idm_jax import host_memory
+
 # Subcommand -> module with `add_arguments(parser)` and `run(args) -> int`.
 _SUBCOMMANDS = {
     'evaluate': ('idm_jax.cli.evaluate', 'evaluate a checkpoint on a dataset at many scales'),
@@ -19,6 +21,7 @@ _SUBCOMMANDS = {
 
 def run(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
+  host_memory.keep_freed_memory()
   if argv and argv[0] == 'train':
     # Training is the absl program `python -m idm_jax.main`; its flags pass through unchanged.
     from absl import app  # pylint: disable=g-import-not-at-top

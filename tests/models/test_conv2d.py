@@ -1,4 +1,4 @@
-"""The convolution's CPU weight gradients against a float64 closed form and XLA's own gradient."""
+"""The convolution's CPU Winograd paths against a float64 closed form and XLA's own convolution."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,9 +43,29 @@ def test_kernel_grad_matches_float64_closed_form(shape, c_out, grad_fn):
   assert _rel_err(got, _reference_kernel_grad(x, dy)) < 2e-5
 
 
-# (input shape, output channels, kernel size, stride, padding): a 1x1 product; 3x3 gradients small
-# enough for XLA's own, large enough for Winograd (many tiles) and for the row products (few
-# tiles, many channels); XLA's plain convolution for strides and other paddings.
+def _reference_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+  """y[n, h, w, d] = sum over i, j, c of x_padded[n, h + i, w + j, c] * kernel[i, j, c, d]."""
+  x, kernel = x.astype(np.float64), kernel.astype(np.float64)
+  _, h, w, _ = x.shape
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return sum(np.einsum('nhwc,cd->nhwd', xp[:, i:i + h, j:j + w], kernel[i, j])
+             for i in range(3) for j in range(3))
+
+
+@pytest.mark.parametrize('shape, c_out', SHAPES)
+@pytest.mark.parametrize('conv_fn', [conv_lib.winograd_conv3x3, conv_lib.im2col_conv3x3])
+def test_conv_matches_float64_closed_form(shape, c_out, conv_fn):
+  x, _ = _inputs(shape, c_out)
+  kernel = np.random.default_rng(3).standard_normal((3, 3, shape[-1], c_out)).astype(np.float32)
+  got = jax.jit(conv_fn)(x, kernel)
+  assert got.shape == (*shape[:3], c_out) and got.dtype == jnp.float32
+  assert _rel_err(got, _reference_conv(x, kernel)) < 2e-5
+
+
+# (input shape, output channels, kernel size, stride, padding): a 1x1 product; 3x3 convolutions
+# small enough for XLA's own, large enough for Winograd (many tiles: forward, input and weight
+# gradients) and with few tiles and many channels (im2col forward and input gradient, row-product
+# weight gradient); XLA's plain convolution for strides and other paddings.
 CASES = [((4, 20, 18, 12), 10, 1, 1, 0), ((4, 20, 18, 12), 10, 3, 1, 1),
          ((4, 64, 60, 32), 32, 3, 1, 1), ((1, 8, 8, 512), 512, 3, 1, 1),
          ((4, 20, 18, 12), 10, 3, 2, 1), ((4, 20, 18, 12), 10, 3, 1, 0)]

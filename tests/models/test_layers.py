@@ -1,9 +1,10 @@
-"""GroupNorm against PyTorch's definition, computed independently in numpy float64."""
+"""GroupNorm and the blur against their PyTorch definitions, computed independently in numpy float64."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from idm_jax.models.equalized import blur
 from idm_jax.models.layers import GroupNorm
 
 
@@ -36,3 +37,26 @@ def test_group_norm_keeps_bfloat16_and_rejects_bad_groups():
   assert norm(jnp.ones((1, 2, 2, 8), jnp.bfloat16)).dtype == jnp.bfloat16
   with pytest.raises(ValueError, match='do not split into 3 groups'):
     GroupNorm(3, 8)
+
+
+def _reference_blur(x, taps):
+  """Zero-padded 2-D correlation of every channel with outer(taps, taps) / sum, in float64."""
+  k = np.outer(taps, taps).astype(np.float64)
+  k /= k.sum()
+  before = (len(taps) - 1) // 2
+  after = len(taps) - 1 - before
+  _, h, w, _ = x.shape
+  xp = np.pad(x.astype(np.float64), ((0, 0), (before, after), (before, after), (0, 0)))
+  return sum(xp[:, i:i + h, j:j + w] * k[i, j]
+             for i in range(len(taps)) for j in range(len(taps)))
+
+
+@pytest.mark.parametrize('shape, taps', [((2, 9, 14, 5), (1, 3, 1)),
+                                         ((1, 6, 5, 3), (1, 4, 6, 4, 1)),
+                                         ((1, 1, 2, 2), (1, 3, 1))])
+def test_blur_matches_depthwise_correlation(shape, taps):
+  x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+  got = jax.jit(lambda v: blur(v, taps))(x)
+  assert got.shape == x.shape and got.dtype == jnp.float32
+  np.testing.assert_allclose(got, _reference_blur(x, taps), rtol=1e-5, atol=1e-6)
+  assert blur(jnp.asarray(x, jnp.bfloat16), taps).dtype == jnp.bfloat16
