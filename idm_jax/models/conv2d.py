@@ -41,9 +41,9 @@ _OUT_TILE, _IN_TILE = _A_T.shape
 # Below this much work (multiply-adds x 2 of the direct convolution) XLA's own convolution and
 # gradient are as fast, and they compile in a fraction of the time of the Winograd graph.
 _MIN_FLOPS = 2.5e8
-# Winograd's 36 products pay off only with enough tiles per product, relative to the channels
-# (measured here: from 64 tiles at 256-512 channels); below that XLA's convolution is faster
-# and, for the weight gradient, three row products are.
+# Winograd's 36 products pay off only with enough tiles per product (measured here: from 64
+# tiles at 256-512 channels), and for the weight gradient with enough relative to the input
+# channels; below that im2col (convolution) or three row products (weight gradient) win.
 _MIN_TILES = 64
 _MIN_TILES_PER_INPUT_CHANNEL = 1 / 4
 
@@ -95,17 +95,20 @@ def _tiles(h: int, w: int) -> tuple[int, int]:
   return -(-h // _OUT_TILE), -(-w // _OUT_TILE)
 
 
-def _winograd_pays(x: jax.Array, c_out: int, min_tiles: float) -> bool:
+def _direct_flops(x: jax.Array, c_out: int) -> int:
   n, h, w, c_in = x.shape
-  th, tw = _tiles(h, w)
-  return 18 * n * h * w * c_in * c_out >= _MIN_FLOPS and n * th * tw >= min_tiles
+  return 18 * n * h * w * c_in * c_out
+
+
+def _tile_count(x: jax.Array) -> int:
+  th, tw = _tiles(*x.shape[1:3])
+  return x.shape[0] * th * tw
 
 
 def _cpu_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  n, h, w, c_in = x.shape
-  if 18 * n * h * w * c_in * kernel.shape[-1] < _MIN_FLOPS:
+  if _direct_flops(x, kernel.shape[-1]) < _MIN_FLOPS:
     return _xla_conv(x, kernel, 1, 1)
-  if _winograd_pays(x, kernel.shape[-1], _MIN_TILES):
+  if _tile_count(x) >= _MIN_TILES:
     return winograd_conv3x3(x, kernel).astype(x.dtype)
   return im2col_conv3x3(x, kernel)
 
@@ -125,10 +128,9 @@ def _xla_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
 
 
 def _cpu_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
-  n, h, w, c_in = x.shape
-  if 18 * n * h * w * c_in * dy.shape[-1] < _MIN_FLOPS:
+  if _direct_flops(x, dy.shape[-1]) < _MIN_FLOPS:
     return _xla_kernel_grad(x, dy)
-  if _winograd_pays(x, dy.shape[-1], max(_MIN_TILES, _MIN_TILES_PER_INPUT_CHANNEL * c_in)):
+  if _tile_count(x) >= max(_MIN_TILES, _MIN_TILES_PER_INPUT_CHANNEL * x.shape[-1]):
     return winograd_kernel_grad(x, dy).astype(x.dtype)
   return row_product_kernel_grad(x, dy)
 
