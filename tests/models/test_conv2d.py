@@ -97,9 +97,11 @@ def test_conv2d_value_and_gradients_match_xla(shape, c_out, kernel_size, stride,
   assert _rel_err(dk, np.asarray(ref_dk)) < 2e-5
 
 
-def test_bfloat16_gradient_keeps_dtypes():
-  x, _ = _inputs((2, 32, 32, 8), 1)
-  kernel = jnp.ones((3, 3, 8, 4), jnp.float32) / 72
+# XLA's path, and Winograd's (which computes in float32 and casts back).
+@pytest.mark.parametrize('shape, c_out', [((2, 32, 32, 8), 4), ((4, 64, 64, 32), 32)])
+def test_bfloat16_gradient_keeps_dtypes(shape, c_out):
+  x, _ = _inputs(shape, 1)
+  kernel = jnp.ones((3, 3, shape[-1], c_out), jnp.float32) / (9 * shape[-1])
 
   def loss(x, k):
     return jnp.sum(conv_lib.conv2d(x.astype(jnp.bfloat16), k, 1, 1).astype(jnp.float32) ** 2)
