@@ -48,7 +48,7 @@ def face_model() -> IDM:
 
 def _sampler(name: str, steps: int):
   s = diffusion_config.default_sampler_config()
-  s.name, s.steps = name, steps
+  s.name, s.steps, s.consistency = name, steps, 'none'  # bench_consistency.py times projection.
   return s
 
 

@@ -57,3 +57,11 @@ def test_opt_out_leaves_malloc_alone():
   report = _run_probe(IDM_JAX_SYSTEM_MALLOC='1')
   assert not report['applied']
   assert report['after']['mapped_blocks'] == 1
+
+
+def test_not_applied_off_the_cpu_backend_or_without_fast_paths():
+  for env in ({'JAX_PLATFORMS': 'cuda'}, {'JAX_PLATFORMS': 'tpu,cpu'},
+              {'JAX_PLATFORMS': 'cpu', 'IDM_JAX_CPU_FAST_PATHS': '0'}):
+    report = _run_probe(IDM_JAX_SYSTEM_MALLOC='0', **env)
+    assert not report['applied'], env
+    assert report['after']['mapped_blocks'] == 1, env

@@ -9,6 +9,8 @@ import pathlib
 import ml_collections
 
 from idm_jax.cli.config_file import load_config
+from idm_jax.diffusion import config as diffusion_config
+from idm_jax.diffusion import consistency
 from idm_jax.evaluation import evaluate as evaluate_lib
 
 SAMPLERS = ('ddpm', 'ddim', 'dpm_solver++')
@@ -16,17 +18,23 @@ CHECKPOINT_HELP = "Orbax checkpoint folder: a run's checkpoints/ or `idm-jax con
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-  """--sampler, --steps and --params, shared with `idm-jax upscale`."""
+  """--sampler, --steps, --consistency and --params, shared with `idm-jax upscale`."""
   parser.add_argument('--sampler', choices=SAMPLERS, help="default: the config's sampler.name")
   parser.add_argument('--steps', type=int, help="network evaluations; default: sampler.steps")
+  parser.add_argument('--consistency', choices=consistency.METHODS,
+                      help='make the output consistent with the input under this degradation '
+                      "(none: off); default: the config's sampler.consistency, whose 'auto' is "
+                      'the training data\'s data.degradation')
   parser.add_argument('--params', choices=('ema', 'raw'), default='ema',
                       help='restore the EMA parameters (default) or the raw ones')
 
 
 def sampler_config(config: ml_collections.ConfigDict,
                    args: argparse.Namespace) -> ml_collections.ConfigDict:
-  """A copy of `config.sampler` with --sampler / --steps applied."""
-  sampler = config.sampler.copy_and_resolve_references()
+  """A copy of `config.sampler`, consistency resolved, with --sampler / --steps / --consistency."""
+  sampler = diffusion_config.resolve_sampler(config)
+  if args.consistency is not None:
+    sampler.consistency = args.consistency
   if args.sampler is not None:
     sampler.name = args.sampler
   if args.steps is not None:

@@ -1,8 +1,9 @@
 """The data config: every field the input pipeline reads, with its default, and its checks."""
 import ml_collections
 
+from idm_jax.data.degradation import DEGRADATIONS
+
 SOURCES = ('embedded', 'folder', 'tfds')
-DEGRADATIONS = ('matlab_bicubic', 'pil_bicubic')
 
 
 def default_data_config() -> ml_collections.ConfigDict:

@@ -1,22 +1,12 @@
 """LR/HR pairs from one image: crops, degradation, augmentation, value range."""
 import numpy as np
-from PIL import Image
 
-from idm_jax.data import imresize as imresize_lib
+from idm_jax.data import degradation as degradation_lib
 from idm_jax.data import sources
 
 
 class ImageTooSmallError(ValueError):
   """An image smaller than the crop, with padding disabled."""
-
-
-def degrade(hr: np.ndarray, lr_hw: tuple[int, int], method: str) -> np.ndarray:
-  """LR image uint8 (h, w, 3) from HR uint8 (H, W, 3), as the datasets' LR files were made."""
-  if method == 'matlab_bicubic':
-    return imresize_lib.imresize(hr, output_hw=lr_hw)
-  if method == 'pil_bicubic':
-    return np.asarray(Image.fromarray(hr).resize(lr_hw[::-1], Image.Resampling.BICUBIC))
-  raise ValueError(f"Unknown degradation {method!r}: use 'matlab_bicubic' or 'pil_bicubic'.")
 
 
 def to_unit_range(image: np.ndarray) -> np.ndarray:
@@ -75,7 +65,7 @@ def train_pair(record: sources.Record, rng: np.random.Generator, *, lr_size: int
     y = rng.integers(hr.shape[0] - hr_size + 1)
     x = rng.integers(hr.shape[1] - hr_size + 1)
     hr_crop = np.ascontiguousarray(hr[y:y + hr_size, x:x + hr_size])
-    lr_crop = degrade(hr_crop, (lr_size, lr_size), degradation)
+    lr_crop = degradation_lib.degrade(hr_crop, (lr_size, lr_size), degradation)
   else:
     hr, lr = _aligned(record, lr_scale, lr_size, pad_small)
     y = rng.integers(lr.shape[0] - lr_size + 1)
@@ -108,4 +98,4 @@ def eval_pair(record: sources.Record, scale: float, *, crop_size: int, lr_scale:
   if min(lr_hw) < 1:
     raise ImageTooSmallError(f'{record.name} is too small for scale {scale}')
   hr = np.ascontiguousarray(hr[:round(lr_hw[0] * scale), :round(lr_hw[1] * scale)])
-  return hr, degrade(hr, lr_hw, degradation)
+  return hr, degradation_lib.degrade(hr, lr_hw, degradation)

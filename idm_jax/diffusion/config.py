@@ -23,6 +23,9 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1).
   c.spacing = 'leading'
   c.eta = 0.0  # DDIM only: 0 deterministic, 1 the DDPM posterior variance.
+  # Project every step's x0 and the result onto the images whose degradation is the LR input:
+  # 'auto' = the training data's (data.degradation) | 'none' | 'matlab_bicubic' | 'pil_bicubic'.
+  c.consistency = 'auto'
   c.clip_x0 = True  # Clip the predicted x0 to [-1, 1] at every step (the official DDPM does).
   c.trajectory_every = 0  # k > 0: `sample` also returns x_t and the predicted x0 every k steps.
   # Tiling: outputs larger than `tile_size` on either side are sampled as overlapping tiles.
@@ -33,3 +36,11 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   # per 256x256 tile for the face model). False: recompute per tile and step (memory of one tile).
   c.tile_cache_condition = False
   return c
+
+
+def resolve_sampler(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of an experiment config's `sampler` with consistency 'auto' set to data.degradation."""
+  sampler = config.sampler.copy_and_resolve_references()
+  if sampler.consistency == 'auto':
+    sampler.consistency = config.data.degradation
+  return sampler

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from idm_jax.diffusion import consistency
 from idm_jax.diffusion import scan_loop
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
@@ -25,10 +26,16 @@ Request = tuple[jax.Array, tuple[int, int], jax.Array]
 @functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
                                              'trajectory_every'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
-            keys: jax.Array, table: solvers.StepTable, *, out_hw: tuple[int, int],
+            keys: jax.Array, table: solvers.StepTable, projector: consistency.Projector | None,
+            *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
             trajectory_every: int) -> tuple[jax.Array, scan_loop.Trajectory | None]:
-  """Samples from the per-example keys (B,); untiled when layout is None."""
+  """Samples from the per-example keys (B,); untiled when layout is None.
+
+  With a projector, every step's x0 and the final image are projected onto the images whose
+  degradation is `lr`: on the whole image, after the tiles' noise predictions are blended, so
+  that the bicubic kernels that straddle tile edges see the pixels on both sides.
+  """
   model = nnx.merge(graphdef, state)
   model.eval()
   if layout is None:
@@ -36,9 +43,13 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
     eps_fn = lambda x, gamma: model.denoise(cond, x, gamma)
   else:
     eps_fn = tiling.tiled_eps_fn(model, lr, p, layout, cache_tile_condition)
+  project = None
+  if projector is not None:
+    project = lambda x0: consistency.project(projector, x0, lr)
   x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
-  return scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0,
-                       trajectory_every=trajectory_every)
+  x, traj = scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0,
+                          trajectory_every=trajectory_every, project_x0=project)
+  return (x if project is None else project(x)), traj
 
 
 def _layout(lr_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
@@ -60,12 +71,16 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
   table = solvers.make_table(sampler, schedules.make_schedule(diffusion, np.float64))
   if not isinstance(p, jax.ShapeDtypeStruct):
     p = jnp.asarray(p, jnp.float32)
+  if sampler.consistency == 'auto':
+    raise ValueError("sampler.consistency = 'auto' means the data's degradation: resolve it with "
+                     'diffusion.config.resolve_sampler(config), or pass a method.')
+  projector = consistency.make_projector(sampler.consistency, lr.shape[1:3], out_hw)
   graphdef, state = nnx.split(model)
   layout = _layout(lr.shape[1:3], out_hw, sampler, tiled)
   static = dict(out_hw=out_hw, layout=layout,
                 cache_tile_condition=layout is not None and bool(sampler.tile_cache_condition),
                 clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every))
-  return (graphdef, state, lr, p, keys, table), static
+  return (graphdef, state, lr, p, keys, table, projector), static
 
 
 def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
@@ -112,11 +127,11 @@ def compile_sample(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any,
   args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, tiled,
                             sampler.trajectory_every)
   compiled = _sample.lower(*args, **static).compile()
-  graphdef, state, _, _, _, table = args
+  graphdef, state, _, _, _, table, projector = args
 
   def run(lr, p, key):
     images, traj = compiled(graphdef, state, lr, jnp.asarray(p, jnp.float32),
-                            jax.random.split(key, batch), table)
+                            jax.random.split(key, batch), table, projector)
     return images if traj is None else (images, traj)
 
   return CompiledSampler(run, compiled)

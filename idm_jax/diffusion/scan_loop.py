@@ -31,11 +31,14 @@ def normal(keys: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, *,
-        clip_x0: bool, trajectory_every: int = 0) -> tuple[jax.Array, Trajectory | None]:
+        clip_x0: bool, trajectory_every: int = 0,
+        project_x0: Callable[[jax.Array], jax.Array] | None = None
+        ) -> tuple[jax.Array, Trajectory | None]:
   """Runs every step of `table` on x (B, H, W, C), zeros to start from pure noise.
 
   keys (B,) give each example its own noise: every step draws one fresh z (x_T at step 0), so
-  the program has a single sampling site whatever the sampler. Returns the final x
+  the program has a single sampling site whatever the sampler. `project_x0`, if given, maps
+  each (clipped) predicted x0 onto the images consistent with the LR input. Returns the final x
   (B, H, W, C) and, when `trajectory_every` = k > 0, the `Trajectory`.
   """
   num_steps = table.gamma.shape[0]
@@ -53,6 +56,8 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
     x0 = row.recip * x - row.recipm1 * eps
     if clip_x0:
       x0 = jnp.clip(x0, -1.0, 1.0)
+    if project_x0 is not None:
+      x0 = project_x0(x0)
     if traj is not None:
       # Slot i // k is rewritten on every step of its block, so it ends with the block's last.
       slot = i // trajectory_every

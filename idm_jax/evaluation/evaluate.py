@@ -25,6 +25,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from idm_jax.data import pipeline
+from idm_jax.diffusion import config as diffusion_config
 from idm_jax.diffusion import sampling
 from idm_jax.evaluation import image_output
 from idm_jax.evaluation import inference_model
@@ -72,7 +73,7 @@ def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: ja
   'data'. Sample j of a pair uses the key `fold_in(fold_in(key, crc32(pair name)), j)`, so it
   does not depend on the batch size, the device count, the other scales or the other requests.
   """
-  sampler = config.sampler.copy_and_resolve_references()
+  sampler = diffusion_config.resolve_sampler(config)
   sampler.trajectory_every = 0
   batch_sharding = NamedSharding(mesh, P(mesh_lib.DATA))
   groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}

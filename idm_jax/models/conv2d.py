@@ -12,11 +12,14 @@ transposed filter, so it takes the same paths. XLA:CPU computes the weight gradi
 convolution whose batch axis is the input channels, at 6-7 GFLOP/s (ten times slower than its
 forward pass); it is computed here with Winograd's transforms where there are many tiles, else as
 three row products. Small convolutions keep XLA's own code everywhere (as fast, and it compiles
-faster); GPUs and TPUs keep XLA's convolution and gradients.
+faster); GPUs and TPUs keep XLA's convolution and gradients, and so does the CPU with
+IDM_JAX_CPU_FAST_PATHS=0 (`cpu_fast_paths`).
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from idm_jax import cpu_fast_paths
 
 # F(4x4, 3x3) with the interpolation points 0, +-1, +-2 and infinity: y = A^T [(G g G^T) *
 # (B^T d B)] A for a 6x6 input tile d, a 3x3 filter g and a 4x4 output tile y.
@@ -61,7 +64,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -
   if kernel.shape[:2] == (1, 1) and stride == 1 and padding == 0:
     # A 1x1 convolution is a matrix product; as one, its weight gradient is one too.
     return jnp.einsum('nhwc,cd->nhwd', x, kernel[0, 0])
-  if kernel.shape[:2] == (3, 3) and stride == 1 and padding == 1:
+  if kernel.shape[:2] == (3, 3) and stride == 1 and padding == 1 and cpu_fast_paths.enabled():
     return _conv3x3(x, kernel)
   return _xla_conv(x, kernel, stride, padding)
 

@@ -10,6 +10,7 @@ import ml_collections
 
 from idm_jax.data import config as data_config_lib
 from idm_jax.diffusion import config as diffusion_config_lib
+from idm_jax.diffusion import consistency
 from idm_jax.models import config as model_config_lib
 from idm_jax.models import idm
 
@@ -130,6 +131,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice('optim.name', config.optim.name, OPTIMIZERS)
   _choice('optim.schedule', config.optim.schedule, LR_SCHEDULES)
   _choice('mesh.param_sharding', config.mesh.param_sharding, PARAM_SHARDINGS)
+  _choice('sampler.consistency', config.sampler.consistency, ('auto', *consistency.METHODS))
   positive = {'train.batch_size': config.train.batch_size, 'train.num_steps': config.train.num_steps,
               'optim.learning_rate': config.optim.learning_rate,
               'checkpoint.every_steps': config.checkpoint.every_steps,

@@ -16,6 +16,7 @@ from PIL import Image
 
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.data import pipeline
+from idm_jax.diffusion import config as diffusion_config
 from idm_jax.diffusion import sampling
 from idm_jax.evaluation import metrics as metrics_lib
 from idm_jax.models import scale as scale_lib
@@ -67,7 +68,8 @@ class Validator:
       scale = scale_lib.output_scale(lr_hw, out_hw)
       requests.append((p['lr'][None], out_hw, np.atleast_1d(scale_lib.scale_to_p(scale,
                                                                                max_scale))))
-    outputs = sampling.sample_requests(model, requests, self._key, self._config.sampler,
+    outputs = sampling.sample_requests(model, requests, self._key,
+                                       diffusion_config.resolve_sampler(self._config),
                                        self._config.diffusion)
     images = [np.clip(np.asarray(o[0], np.float32), -1, 1) for o in outputs]
     records = []

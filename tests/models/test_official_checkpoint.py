@@ -1,8 +1,10 @@
 """Official checkpoints: parity with the shared fixture and the converter's error messages."""
 import json
+import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -21,10 +23,13 @@ def fixture_parts(reference_npz):
   return state, cfg
 
 
-def test_parity_with_official_outputs(reference_npz):
-  """The contract: every case of the fixture within 1e-4 relative L2 (we reach ~2e-6)."""
+@pytest.mark.parametrize('fast_paths', ['1', '0'])
+def test_parity_with_official_outputs(reference_npz, fast_paths):
+  """The contract: every case of the fixture within 1e-4 relative L2 (we reach ~2e-6), with the
+  CPU fast paths on and off (IDM_JAX_CPU_FAST_PATHS)."""
+  env = {**os.environ, 'IDM_JAX_CPU_FAST_PATHS': fast_paths}
   proc = subprocess.run([sys.executable, '-m', 'idm_jax.tools.check_official',
-                         str(reference_npz)], capture_output=True, text=True, check=False)
+                         str(reference_npz)], capture_output=True, text=True, check=False, env=env)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   results = [json.loads(line) for line in proc.stdout.splitlines()]
   assert [r['case'] for r in results] == [0, 1, 2]
@@ -145,3 +150,21 @@ def test_pth_reading(fixture_parts, tmp_path):
   torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
   loaded = official.load_state_dict(path)
   np.testing.assert_array_equal(loaded['encoder.head.0.weight'], state['encoder.head.0.weight'])
+
+
+def test_fast_paths_off_traces_only_xla_convolutions(monkeypatch):
+  """IDM_JAX_CPU_FAST_PATHS=0: even a Winograd-sized convolution is XLA's own."""
+  monkeypatch.setenv('IDM_JAX_CPU_FAST_PATHS', '0')
+  spy = []
+  for name in ('winograd_conv3x3', 'im2col_conv3x3'):
+    original = getattr(conv2d, name)
+    monkeypatch.setattr(conv2d, name, lambda x, k, f=original: spy.append(x.shape) or f(x, k))
+  x = jax.numpy.ones((1, 64, 64, 64), jax.numpy.float32)
+  k = jax.numpy.ones((3, 3, 64, 64), jax.numpy.float32) / 576
+  expected = conv2d._xla_conv(x, k, 1, 1)
+  np.testing.assert_allclose(jax.jit(lambda a, b: conv2d.conv2d(a, b, 1, 1))(x, k), expected,
+                             rtol=1e-5)
+  assert not spy
+  monkeypatch.setenv('IDM_JAX_CPU_FAST_PATHS', '1')
+  jax.jit(lambda a, b: conv2d.conv2d(a, b, 1, 1))(x, k)
+  assert spy  # The same call takes the Winograd path when the switch is on.
