@@ -28,6 +28,11 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
                   'train: train (and validate); eval: evaluate WORKDIR/checkpoints.')
 flags.DEFINE_enum('distributed', 'auto', ['auto', 'on', 'off'],
                   'Call jax.distributed.initialize(): auto = when a cluster is detected.')
+flags.DEFINE_string('coordinator_address', None,
+                    'host:port of process 0 for jax.distributed (a plain multi-host job, no SLURM '
+                    'or TPU metadata); needs --num_processes and --process_id.')
+flags.DEFINE_integer('num_processes', None, 'Processes in the job (with --coordinator_address).')
+flags.DEFINE_integer('process_id', None, 'This process, 0 .. num_processes - 1.')
 config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
@@ -54,6 +59,31 @@ def cluster_environment() -> str | None:
   return None
 
 
+def distributed_arguments(address: str | None, count: int | None, index: int | None,
+                          env: dict[str, str] | None = None) -> dict[str, object]:
+  """Keyword arguments for `jax.distributed.initialize` from the explicit flags (or {}).
+
+  jax reads a cluster's own variables (SLURM, Open MPI, Cloud TPU), but a bare
+  JAX_COORDINATOR_ADDRESS gives it no process count: the flags, or JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID, supply them.
+  """
+  env = os.environ if env is None else env
+  explicit = bool(address) or count is not None or index is not None
+  address = address or env.get('JAX_COORDINATOR_ADDRESS') or None
+  count = count if count is not None else env.get('JAX_NUM_PROCESSES')
+  index = index if index is not None else env.get('JAX_PROCESS_ID')
+  if not explicit and (count is None or index is None):
+    return {}  # Let jax detect the cluster (SLURM, Open MPI, TPU), as before.
+  if address is None or count is None or index is None:
+    raise ValueError('a multi-host job started by hand needs all of --coordinator_address '
+                     '(host:port of process 0), --num_processes and --process_id (or '
+                     'JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID).')
+  count, index = int(count), int(index)
+  if count < 1 or not 0 <= index < count:
+    raise ValueError(f'--process_id {index} must be in [0, --num_processes = {count}).')
+  return dict(coordinator_address=address, num_processes=count, process_id=index)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl parsing with readable errors: `app.run(main, flags_parser=parse_flags)`."""
   try:
@@ -78,10 +108,15 @@ def main(argv: list[str]) -> None:
     sys.exit(f'FATAL: invalid config: {e}')
   host_memory.keep_freed_memory()  # Before XLA's first buffer.
 
-  environment = cluster_environment()
+  try:
+    explicit = distributed_arguments(FLAGS.coordinator_address, FLAGS.num_processes,
+                                     FLAGS.process_id)
+  except ValueError as e:
+    sys.exit(f'FATAL: {e}')
+  environment = 'flags' if explicit else cluster_environment()
   if FLAGS.distributed == 'on' or (FLAGS.distributed == 'auto' and environment):
     logging.info('Initialising jax.distributed (%s).', environment or 'forced')
-    jax.distributed.initialize()
+    jax.distributed.initialize(**explicit)
   logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
 

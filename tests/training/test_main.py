@@ -44,3 +44,24 @@ def test_cluster_environment(monkeypatch, env, expected):
   for key, value in env.items():
     monkeypatch.setenv(key, value)
   assert main.cluster_environment() == expected
+
+
+@pytest.mark.parametrize('flag_values,env,expected', [
+    ((None, None, None), {}, {}),
+    (('10.0.0.1:1234', 4, 3), {},
+     dict(coordinator_address='10.0.0.1:1234', num_processes=4, process_id=3)),
+    ((None, None, None), {'JAX_COORDINATOR_ADDRESS': 'h:1', 'JAX_NUM_PROCESSES': '2',
+                          'JAX_PROCESS_ID': '0'},
+     dict(coordinator_address='h:1', num_processes=2, process_id=0)),
+    ((None, 2, 1), {'JAX_COORDINATOR_ADDRESS': 'h:9'},
+     dict(coordinator_address='h:9', num_processes=2, process_id=1)),
+    ((None, None, None), {'JAX_COORDINATOR_ADDRESS': 'h:9'}, {}),  # jax's own detection.
+    (('h:1', 2, None), {}, 'needs all of'),
+    (('h:1', 2, 2), {}, 'must be in'),
+])
+def test_distributed_arguments_from_flags_and_environment(flag_values, env, expected):
+  if isinstance(expected, str):
+    with pytest.raises(ValueError, match=expected):
+      main.distributed_arguments(*flag_values, env=env)
+  else:
+    assert main.distributed_arguments(*flag_values, env=env) == expected
