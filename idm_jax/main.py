@@ -40,9 +40,13 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def cluster_environment() -> str | None:
   """The multi-process environment this process runs in, if any (what jax can initialise from)."""
-  env = os.environ
-  if env.get('JAX_COORDINATOR_ADDRESS'):
+  if os.environ.get('JAX_COORDINATOR_ADDRESS'):
     return 'JAX_COORDINATOR_ADDRESS'
+  return _scheduler_environment(os.environ)
+
+
+def _scheduler_environment(env) -> str | None:
+  """A scheduler or TPU runtime whose variables jax reads the process count and id from."""
   # A task of an `srun` step (the step variables), in a step of several tasks.
   slurm = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_PROCID', 'SLURM_LOCALID')
   if all(k in env for k in slurm) and int(env.get('SLURM_STEP_NUM_TASKS',
@@ -73,7 +77,8 @@ def distributed_arguments(address: str | None, count: int | None, index: int | N
   count = count if count is not None else env.get('JAX_NUM_PROCESSES')
   index = index if index is not None else env.get('JAX_PROCESS_ID')
   if not explicit and (count is None or index is None):
-    return {}  # Let jax detect the cluster (SLURM, Open MPI, TPU), as before.
+    if address is None or _scheduler_environment(env):
+      return {}  # Let jax detect the cluster (SLURM, Open MPI, TPU).
   if address is None or count is None or index is None:
     raise ValueError('a multi-host job started by hand needs all of --coordinator_address '
                      '(host:port of process 0), --num_processes and --process_id (or '

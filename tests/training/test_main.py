@@ -55,7 +55,9 @@ def test_cluster_environment(monkeypatch, env, expected):
      dict(coordinator_address='h:1', num_processes=2, process_id=0)),
     ((None, 2, 1), {'JAX_COORDINATOR_ADDRESS': 'h:9'},
      dict(coordinator_address='h:9', num_processes=2, process_id=1)),
-    ((None, None, None), {'JAX_COORDINATOR_ADDRESS': 'h:9'}, {}),  # jax's own detection.
+    ((None, None, None), {'JAX_COORDINATOR_ADDRESS': 'h:9', 'OMPI_COMM_WORLD_SIZE': '2'},
+     {}),  # Open MPI gives jax the count and id.
+    ((None, None, None), {'JAX_COORDINATOR_ADDRESS': 'h:9'}, 'needs all of'),  # Nothing does.
     (('h:1', 2, None), {}, 'needs all of'),
     (('h:1', 2, 2), {}, 'must be in'),
 ])
