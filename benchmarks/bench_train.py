@@ -34,6 +34,56 @@ TARGET_RATIO = 0.7
 FACE_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'ffhq_16_128.py'
 
 
+def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
+            peak_tflops: float = 0.0) -> dict:
+  """Compile and step times of `config`'s train step on all devices at `batch_size` (global)."""
+  config.train.batch_size = batch_size
+  mesh = mesh_lib.make_mesh(config.mesh)
+  tx, schedule = optimizer.make_optimizer(config.optim, config.train.num_steps)
+  layout = train_state_lib.make_layout(config, mesh, tx)
+  state = train_state_lib.create(config, layout, tx)
+  rest = train_state_lib.make_rest(layout)
+  step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
+
+  rng = np.random.default_rng(0)
+  b, h, w = batch_size, lr_size, hr_size
+  batch = mesh_lib.global_batch(
+      {'lr': rng.uniform(-1, 1, (b, h, h, 3)).astype(np.float32),
+       'hr': rng.uniform(-1, 1, (b, w, w, 3)).astype(np.float32),
+       'p': np.ones((b,), np.float32)}, mesh_lib.batch_sharding(mesh))
+
+  start = time.perf_counter()
+  compiled = step.jitted.lower(state, rest, batch).compile()
+  compile_s = time.perf_counter() - start
+  flops = model_flops(step.jitted, state, rest, batch) or 0.0
+  executed = executed_flops(compiled) or 0.0
+
+  state, metrics = compiled(state, rest, batch)  # Warm-up: first run allocates.
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, rest, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  median = statistics.median(times)
+  result = {
+      'params': int(sum(x.size for x in jax.tree.leaves(state.params))),
+      'batch': b, 'lr_size': h, 'hr_size': w, 'compute_dtype': config.model.compute_dtype,
+      'backend': jax.default_backend(), 'device': jax.devices()[0].device_kind,
+      'devices': mesh.size, 'compile_s': round(compile_s, 2),
+      'step_s_median': round(median, 4), 'step_s_all': [round(t, 4) for t in times],
+      'images_per_s': round(b / median, 2), 'loss': float(metrics['loss']),
+      'model_tflop_per_step': round(flops / 1e12, 4),
+      'executed_tflop_per_step': round(executed / 1e12, 4),
+      'achieved_tflops': round(flops / median / 1e12, 3),
+  }
+  if peak_tflops:
+    result['peak_tflops'] = peak_tflops
+    result['mfu'] = round(flops / median / 1e12 / peak_tflops / mesh.size, 4)
+  return result
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,52 +99,12 @@ def main() -> None:
 
   config = load_config(str(FACE_CONFIG))
   config.model.compute_dtype = args.compute_dtype
-  config.train.batch_size = args.batch
   config.mesh.data = 1
-  mesh = mesh_lib.make_mesh(config.mesh)
-  tx, schedule = optimizer.make_optimizer(config.optim, config.train.num_steps)
-  layout = train_state_lib.make_layout(config, mesh, tx)
-  state = train_state_lib.create(config, layout, tx)
-  rest = train_state_lib.make_rest(layout)
-  step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
-
-  rng = np.random.default_rng(0)
-  b, h, w = args.batch, args.lr_size, args.hr_size
-  batch = mesh_lib.global_batch(
-      {'lr': rng.uniform(-1, 1, (b, h, h, 3)).astype(np.float32),
-       'hr': rng.uniform(-1, 1, (b, w, w, 3)).astype(np.float32),
-       'p': np.ones((b,), np.float32)}, mesh_lib.batch_sharding(mesh))
-
-  start = time.perf_counter()
-  compiled = step.jitted.lower(state, rest, batch).compile()
-  compile_s = time.perf_counter() - start
-  flops = model_flops(step.jitted, state, rest, batch) or 0.0
-  executed = executed_flops(compiled) or 0.0
-
-  state, metrics = compiled(state, rest, batch)  # Warm-up: first run allocates.
-  jax.block_until_ready(state)
-  times = []
-  for _ in range(args.steps):
-    start = time.perf_counter()
-    state, metrics = compiled(state, rest, batch)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - start)
-  median = statistics.median(times)
-  device = jax.devices()[0]
-  result = {
-      'benchmark': 'train_step', 'config': 'configs/ffhq_16_128.py',
-      'params': int(sum(x.size for x in jax.tree.leaves(state.params))),
-      'batch': b, 'lr_size': h, 'hr_size': w, 'compute_dtype': args.compute_dtype,
-      'backend': jax.default_backend(), 'device': device.device_kind,
-      'devices': jax.device_count(), 'malloc_tuned': malloc_tuned, 'compile_s': round(compile_s, 2),
-      'step_s_median': round(median, 3), 'step_s_all': [round(t, 3) for t in times],
-      'images_per_s': round(b / median, 3), 'loss': float(metrics['loss']),
-      'model_tflop_per_step': round(flops / 1e12, 4),
-      'executed_tflop_per_step': round(executed / 1e12, 4),
-      'achieved_tflops': round(flops / median / 1e12, 4),
-  }
-  if args.peak_tflops:
-    result['mfu'] = round(flops / median / 1e12 / args.peak_tflops, 4)
+  result = {'benchmark': 'train_step', 'config': 'configs/ffhq_16_128.py',
+            'malloc_tuned': malloc_tuned,
+            **measure(config, args.batch, args.lr_size, args.hr_size, args.steps,
+                      args.peak_tflops)}
+  median = result['step_s_median']
   if jax.default_backend() == 'cpu':
     result['official_pytorch_cpu_s'] = OFFICIAL_PYTORCH_CPU_S
     result['ratio_to_official'] = round(median / OFFICIAL_PYTORCH_CPU_S, 3)

@@ -9,7 +9,7 @@ class BadDataError(RuntimeError):
 
 
 class BadDataTracker:
-  """Distinct skipped records of one host's shard, by reason ('unreadable', 'too_small')."""
+  """Distinct skipped records seen by one host, by reason ('unreadable', 'too_small')."""
 
   def __init__(self, num_records: int, max_fraction: float, what: str):
     self._num_records = num_records

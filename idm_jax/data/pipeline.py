@@ -1,4 +1,5 @@
-"""The training input pipeline (one host's batches, by step) and the fixed validation set."""
+"""The training input pipeline (one host's rows of each global batch, by step) and the fixed
+validation set."""
 from collections.abc import Iterator, Sequence
 
 from absl import flags
@@ -39,19 +40,19 @@ def _read_pair(source, rng: np.random.Generator, index: int, pair_kwargs: dict):
 
 
 class _BatchFn:
-  """step -> this host's batch; picklable, so grain workers run it.
+  """step -> this host's rows of the global batch; picklable, so grain workers run it.
 
   Every slot takes a max_hr_size crop (LR from it, or the official LR); the crops are then resized
   together, in float, to the step's HR side with the MATLAB bicubic (the official trainer uses
   torchvision's bicubic here).
   """
 
-  def __init__(self, source, sampler: sampling.HostSampler, data_config: ml_collections.ConfigDict,
-               seed: int, local_batch: int):
+  def __init__(self, source, sampler: sampling.GlobalSampler,
+               data_config: ml_collections.ConfigDict, seed: int, rows: range):
     self._source = source
     self._sampler = sampler
     self._seed = seed
-    self._local_batch = local_batch
+    self._rows = rows
     self._lr_size = data_config.lr_size
     self._max_hr_size = data_config.max_hr_size
     self._hr_sizes = buckets.hr_sizes(data_config)
@@ -65,7 +66,7 @@ class _BatchFn:
     hr_size = buckets.draw_hr_size(sampling.step_rng(self._seed, step), self._hr_sizes,
                                    self._lr_size, self._max_hr_size)
     hrs, lrs, skipped = [], [], []
-    for slot in range(self._local_batch):
+    for slot in self._rows:
       for attempt in range(_MAX_ATTEMPTS):
         index = self._sampler.record(step, slot, attempt)
         rng = self._sampler.slot_rng(step, slot, attempt)
@@ -86,25 +87,29 @@ class _BatchFn:
         'step': step,
         'lr': pairs.to_unit_range(np.stack(lrs)),
         'hr': np.clip(hr / np.float32(127.5) - 1, -1, 1),
-        'p': np.full((self._local_batch,), p, np.float32),
+        'p': np.full((len(self._rows),), p, np.float32),
         'skipped': skipped,
     }
 
 
 class TrainPipeline:
-  """Training batches of one host: a pure function of (config, seed, step, process index).
+  """Rows `rows` of every global batch: a pure function of (config, seed, step, row).
 
   Each batch is a dict of numpy arrays: `lr` (b, lr, lr, 3) and `hr` (b, s, s, 3) float32 in
   [-1, 1] with one side s from `hr_sizes` per step (the same on every host), and `p` (b,) float32,
-  the network's scale input. b = global_batch_size // process_count.
+  the network's scale input; b = len(rows). Row j of step k is the same whichever host builds it,
+  so 1 host x 8 devices and 2 hosts x 4 train on the same global batches.
   """
 
   def __init__(self, data_config: ml_collections.ConfigDict, global_batch_size: int, seed: int,
-               process_index: int = 0, process_count: int = 1):
+               rows: range | None = None):
     config_lib.check(data_config)
-    if global_batch_size < 1 or global_batch_size % process_count:
-      raise ValueError(f'Global batch {global_batch_size} must be a positive multiple of the '
-                       f'{process_count} processes.')
+    if global_batch_size < 1:
+      raise ValueError(f'The global batch must be positive, got {global_batch_size}.')
+    rows = range(global_batch_size) if rows is None else rows
+    if not rows or rows.step != 1 or rows.start < 0 or rows.stop > global_batch_size:
+      raise ValueError(f'rows {rows} must be a non-empty contiguous part of the global batch '
+                       f'range(0, {global_batch_size}).')
     if seed < 0:
       raise ValueError(f'seed must be >= 0, got {seed}.')
     source = sources.make_source(data_config, 'train')
@@ -112,19 +117,17 @@ class TrainPipeline:
       raise ValueError(
           f'The official LR images are x{source.lr_scale}: set data.max_hr_size = data.lr_size * '
           f'{source.lr_scale} (now {data_config.max_hr_size} and {data_config.lr_size}).')
-    shard = sampling.shard_indices(len(source), process_index, process_count)
-    self.local_batch_size = global_batch_size // process_count
+    self.local_batch_size = len(rows)
     self.hr_sizes = buckets.hr_sizes(data_config)
-    self.num_records = int(shard.size)
+    self.num_records = len(source)
     self._config = data_config
-    self._fn = _BatchFn(source, sampling.HostSampler(shard, seed, process_index,
-                                                     self.local_batch_size),
-                        data_config, seed, self.local_batch_size)
-    self._tracker = bad_data.BadDataTracker(shard.size, data_config.max_bad_fraction, 'training')
+    self._fn = _BatchFn(source, sampling.GlobalSampler(len(source), seed, global_batch_size),
+                        data_config, seed, rows)
+    self._tracker = bad_data.BadDataTracker(len(source), data_config.max_bad_fraction, 'training')
 
   @property
   def skipped_counts(self) -> dict[str, int]:
-    """Distinct skipped records of this host so far, by reason."""
+    """Distinct records this host skipped so far, by reason."""
     return self._tracker.counts
 
   def _finish(self, out: dict) -> dict:

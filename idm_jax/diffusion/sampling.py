@@ -83,6 +83,18 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
   return (graphdef, state, lr, p, keys, table, projector), static
 
 
+def _example_keys(key: jax.Array, batch: int) -> jax.Array:
+  """(batch,) typed keys from one key (split) or `batch` keys, typed or legacy uint32."""
+  if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)  # A legacy uint32 `PRNGKey` (2,) or a stack of them.
+  if key.shape == ():
+    return jax.random.split(key, batch)
+  if key.shape == (batch,):
+    return key
+  raise ValueError(f'sample: key of shape {key.shape} for a batch of {batch}; pass one key '
+                   f'or {batch} keys (shape ({batch},)).')
+
+
 def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
            key: jax.Array, sampler: ml_collections.ConfigDict,
            diffusion: ml_collections.ConfigDict, tiled: bool | None = None) -> Any:
@@ -95,20 +107,19 @@ def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Arr
   the images, or (images, `scan_loop.Trajectory`) when `sampler.trajectory_every` > 0. Dropout
   is off.
   """
-  batch = lr.shape[0]
-  if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-    key = jax.random.wrap_key_data(key)  # A legacy uint32 `PRNGKey` (2,) or a stack of them.
-  if key.shape == ():
-    keys = jax.random.split(key, batch)
-  elif key.shape == (batch,):
-    keys = key
-  else:
-    raise ValueError(f'sample: key of shape {key.shape} for a batch of {batch}; pass one key '
-                     f'or {batch} keys (shape ({batch},)).')
-  args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, tiled,
-                            sampler.trajectory_every)
+  args, static = _arguments(model, lr, out_hw, p, _example_keys(key, lr.shape[0]), sampler,
+                            diffusion, tiled, sampler.trajectory_every)
   images, traj = _sample(*args, **static)
   return images if traj is None else (images, traj)
+
+
+def lower(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
+          key: jax.Array, sampler: ml_collections.ConfigDict,
+          diffusion: ml_collections.ConfigDict, tiled: bool | None = None) -> jax.stages.Lowered:
+  """The program `sample` runs for these arguments, lowered; `.compile()` it ahead of a call."""
+  args, static = _arguments(model, lr, out_hw, p, _example_keys(key, lr.shape[0]), sampler,
+                            diffusion, tiled, sampler.trajectory_every)
+  return _sample.lower(*args, **static)
 
 
 class CompiledSampler(NamedTuple):

@@ -48,11 +48,6 @@ CONVENTIONS = {
 PER_DEVICE_BATCH = 8
 
 
-def _shard(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
-  """A host array (identical on every process) laid out with `sharding`."""
-  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
 def _pair_p(pair: dict, max_scale: float) -> float:
   """The network's scale input for an `eval_pairs` pair: from its real size ratio."""
   return float(scale_to_p(output_scale(pair['lr'].shape[:2], pair['hr'].shape[:2]), max_scale))
@@ -89,8 +84,13 @@ def _samples(model: nnx.Module, pairs: Sequence[dict], num_samples: int, key: ja
       p = np.array([_pair_p(pairs[i], model.config.max_scale) for i, _ in padded], np.float32)
       keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(key, _name_id(pairs[i])), j)
                         for i, j in padded])
-      images = sampling.sample(model, _shard(lr, batch_sharding), hr_shape[:2],
-                               _shard(p, batch_sharding), keys, sampler, config.diffusion)
+      keys = np.asarray(jax.random.key_data(keys))  # Raw key words: host data to lay out.
+      args = (model, mesh_lib.put(lr, batch_sharding), hr_shape[:2],
+              mesh_lib.put(p, batch_sharding), mesh_lib.put(keys, batch_sharding), sampler,
+              config.diffusion)
+      if start == 0 and jax.process_count() > 1:
+        mesh_lib.compile_everywhere(sampling.lower(*args), f'sample_{lr.shape}_{hr_shape}')
+      images = sampling.sample(*args)
       images = np.asarray(mesh_lib.to_local_device(images))
       for (i, j), image in zip(part, images):
         yield i, j, image

@@ -49,12 +49,17 @@ def _run_case(graphdef, state, out_hw, lr, p, x_t, noise_level, gt, noise, gamma
   return cond.x_con, eps, loss
 
 
-def check(fixture_path: str, cases: tuple[int, ...] | None = None) -> list[dict]:
-  """Run the fixture's cases (all, or those listed); one result dict per case."""
+def check(fixture_path: str, cases: tuple[int, ...] | None = None,
+          compute_dtype: str = 'float32') -> list[dict]:
+  """Run the fixture's cases (all, or those listed); one result dict per case.
+
+  `compute_dtype` 'bfloat16' measures the error of mixed precision (the contract is float32).
+  """
   with np.load(fixture_path) as data:
     arrays = {k: data[k] for k in data.files}
   cfg = official.model_config_from_official(json.loads(str(arrays['config_json'])))
   cfg.dropout = 0.0  # The official outputs were taken in eval mode.
+  cfg.compute_dtype = compute_dtype
   # Every parameter comes from the state dict, so the network is built without initialising it.
   model = nnx.eval_shape(lambda: IDM(cfg, rngs=nnx.Rngs(0)))
   nnx.update(model, official.convert_state_dict(official.load_state_dict(fixture_path), model,

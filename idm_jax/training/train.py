@@ -151,8 +151,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Mesh %s over %d process(es).', dict(mesh.shape), jax.process_count())
 
   # Input pipeline: this process's rows of every global batch.
+  batch_sharding = mesh_lib.batch_sharding(mesh)
   data = pipeline.TrainPipeline(config.data, config.train.batch_size, config.seed,
-                                jax.process_index(), jax.process_count())
+                                mesh_lib.process_rows(batch_sharding, config.train.batch_size))
   logging.info('HR bucket sides %s: the train step compiles at most %d times.', data.hr_sizes,
                len(data.hr_sizes))
 
@@ -174,7 +175,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   # Update step and validation.
   train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh)
-  batch_sharding = mesh_lib.batch_sharding(mesh)
   num_steps = config.train.num_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer,

@@ -90,7 +90,7 @@ def create(config: ml_collections.ConfigDict, layout: Layout,
            tx: optax.GradientTransformation) -> TrainState:
   """A fresh state from `config.seed`, laid out with the layout's shardings."""
   state = jax.jit(lambda: _init(config.model, tx, config.seed))()
-  return jax.device_put(state, layout.state_shardings)
+  return mesh_lib.put(state, layout.state_shardings)
 
 
 def make_rest(layout: Layout) -> Any:
@@ -101,4 +101,6 @@ def make_rest(layout: Layout) -> Any:
       return jax.random.split(jax.random.key(0), x.shape)
     return jnp.zeros(x.shape, x.dtype)
 
-  return jax.device_put(jax.tree.map(placeholder, layout.abstract_rest), layout.rest_shardings)
+  # Created by the program itself: key arrays cannot be assembled from host shards.
+  return jax.jit(lambda: jax.tree.map(placeholder, layout.abstract_rest),
+                 out_shardings=layout.rest_shardings)()

@@ -64,6 +64,7 @@ class TrainStep:
                lr_schedule: optax.Schedule, config: ml_collections.ConfigDict,
                mesh: jax.sharding.Mesh):
     self.compile_count = 0
+    self._compiled = set()  # Batch shapes compiled on every process (multi-process runs).
     update = make_update(layout.graphdef, tx, lr_schedule, config)
 
     def counted(state, rest, batch):
@@ -79,4 +80,8 @@ class TrainStep:
 
   def __call__(self, state: train_state_lib.TrainState, rest: Any,
                batch: Batch) -> tuple[train_state_lib.TrainState, Metrics]:
+    shape = tuple(batch['hr'].shape)
+    if jax.process_count() > 1 and shape not in self._compiled:
+      mesh_lib.compile_everywhere(self.jitted.lower(state, rest, batch), f'train_step_{shape}')
+      self._compiled.add(shape)
     return self.jitted(state, rest, batch)

@@ -46,33 +46,27 @@ def test_draw_respects_min_hr_size():
   assert {buckets.draw_hr_size(rng, sizes, 16, 80) for _ in range(200)} == set(sizes)
 
 
-@pytest.mark.parametrize('n, hosts', [(10, 1), (10, 3), (7, 7), (1000, 8)])
-def test_shards_are_disjoint_and_cover(n, hosts):
-  shards = [sampling.shard_indices(n, h, hosts) for h in range(hosts)]
-  everything = np.concatenate(shards)
-  assert len(everything) == n and set(everything.tolist()) == set(range(n))
-
-
-def test_too_many_hosts_is_an_error():
-  with pytest.raises(ValueError, match='too few'):
-    sampling.shard_indices(3, 3, 4)
-
-
 def test_stream_visits_each_record_once_per_epoch():
-  shard = sampling.shard_indices(30, 1, 3)  # 10 records.
-  sampler = sampling.HostSampler(shard, seed=5, process_index=1, local_batch=4)
+  sampler = sampling.GlobalSampler(10, seed=5, global_batch=4)
   stream = [sampler.record(step, slot) for step in range(10) for slot in range(4)]
   for epoch in range(4):
-    assert sorted(stream[10 * epoch:10 * epoch + 10]) == sorted(shard.tolist())
+    assert sorted(stream[10 * epoch:10 * epoch + 10]) == list(range(10))
   assert stream[:10] != stream[10:20]  # Each epoch is shuffled afresh.
 
 
-def test_stream_is_a_pure_function_of_seed_step_and_host():
-  shard = np.arange(50)
-  a = sampling.HostSampler(shard, seed=1, process_index=0, local_batch=4)
-  b = sampling.HostSampler(shard, seed=1, process_index=0, local_batch=4)
+def test_stream_is_a_pure_function_of_seed_step_and_slot():
+  a = sampling.GlobalSampler(50, seed=1, global_batch=4)
+  b = sampling.GlobalSampler(50, seed=1, global_batch=4)
   late = [b.record(40, s) for s in range(4)]  # b starts late: no state carried over.
   assert [a.record(40, s) for s in range(4)] == late
-  other_seed = sampling.HostSampler(shard, seed=2, process_index=0, local_batch=4)
+  rng_a, rng_b = a.slot_rng(40, 3), b.slot_rng(40, 3)
+  assert rng_a.integers(1 << 30, size=4).tolist() == rng_b.integers(1 << 30, size=4).tolist()
+  other_seed = sampling.GlobalSampler(50, seed=2, global_batch=4)
   assert [other_seed.record(s, 0) for s in range(20)] != [a.record(s, 0) for s in range(20)]
-  assert all(a.record(3, 1, attempt) in shard for attempt in range(1, 20))
+  assert all(0 <= a.record(3, 1, attempt) < 50 for attempt in range(1, 20))
+  assert len({a.record(3, 1, attempt) for attempt in range(1, 20)}) > 1
+
+
+def test_empty_dataset_is_an_error():
+  with pytest.raises(ValueError, match='no records'):
+    sampling.GlobalSampler(0, seed=0, global_batch=4)

@@ -9,7 +9,7 @@ from idm_jax.training import train
 from tests.training import common
 
 
-def _scalars(workdir) -> dict[str, list[tuple[int, float]]]:
+def scalars(workdir) -> dict[str, list[tuple[int, float]]]:
   """TensorBoard scalars by tag: [(step, value), ...]."""
   out = {}
   for path in workdir.glob('events.out.tfevents.*'):
@@ -29,13 +29,13 @@ def test_short_run_learns_and_reports(tmp_path):
   state = train.train_and_evaluate(config, tmp_path)
   assert int(state.step) == 60
 
-  scalars = _scalars(tmp_path)
-  loss = [v for _, v in sorted(scalars['loss'])]
+  tags = scalars(tmp_path)
+  loss = [v for _, v in sorted(tags['loss'])]
   assert len(loss) == 6 and np.mean(loss[-2:]) < 0.8 * loss[0], loss
   for tag in ('learning_rate', 'grad_norm', 'steps_per_sec', 'images_per_sec', 'compile_count',
               'val_psnr', 'val_psnr_x2_bicubic'):
-    assert tag in scalars, tag
-  assert [v for _, v in scalars['compile_count']] == [1.0] * 6  # One HR bucket: one compile.
+    assert tag in tags, tag
+  assert [v for _, v in tags['compile_count']] == [1.0] * 6  # One HR bucket: one compile.
 
   report = json.loads((tmp_path / 'results.json').read_text())
   assert report['step'] == 60 and set(report['scales']) == {'x2'}

@@ -1,0 +1,117 @@
+"""Two real processes joined by `jax.distributed` on localhost (gloo collectives on CPU).
+
+The same config trains identically on 1 process x 4 devices and on 2 processes x 2 devices (each
+process builds its rows of the same global batches), both processes write one shared checkpoint,
+and `--mode=eval` on two processes reports what one process does.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from tests.training import test_end_to_end
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = 'tests/training/micro_config.py'
+STEPS = 4
+TIMEOUT = 420  # Seconds for one group of processes, start-up and compilation included.
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _run_job(workdir: pathlib.Path, processes: int, devices: int, env: dict[str, str],
+             *extra: str) -> list[str]:
+  """`python -m idm_jax.main` as `processes` processes of `devices` CPU devices; their logs.
+
+  Every process is killed (with its process group) if the job overruns or a test fails.
+  """
+  env = {**env, 'JAX_PLATFORMS': 'cpu', 'JAX_CPU_COLLECTIVES_IMPLEMENTATION': 'gloo',
+         'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+  command = [sys.executable, '-m', 'idm_jax.main', f'--config={CONFIG}', f'--workdir={workdir}',
+             f'--config.train.num_steps={STEPS}', f'--config.mesh.data={processes * devices}',
+             *extra]
+  if processes > 1:
+    command.append(f'--coordinator_address=127.0.0.1:{_free_port()}')
+    command.append(f'--num_processes={processes}')
+  procs = []
+  try:
+    for i in range(processes):
+      flags = [f'--process_id={i}'] if processes > 1 else []
+      procs.append(subprocess.Popen(command + flags, cwd=REPO, env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True))
+    deadline = time.monotonic() + TIMEOUT
+    logs = [p.communicate(timeout=max(deadline - time.monotonic(), 1))[0] for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+  for i, (p, log) in enumerate(zip(procs, logs)):
+    assert p.returncode == 0, f'process {i} of {processes} failed:\n{log[-4000:]}'
+  return logs
+
+
+def _params(checkpoint_dir: pathlib.Path, step: int) -> dict:
+  """The saved parameters and EMA of a step, as numpy arrays (whatever mesh wrote them)."""
+  out = {}
+  with ocp.StandardCheckpointer() as checkpointer:
+    for name in ('params', 'ema_params'):
+      path = checkpoint_dir.absolute() / str(step) / name
+      tree = checkpointer.metadata(path).item_metadata.tree
+      out[name] = checkpointer.restore(
+          path, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree))
+  return out
+
+
+def _assert_trees_close(a, b, **tolerance):
+  paths_a, leaves_a = zip(*jax.tree_util.tree_flatten_with_path(a)[0])
+  paths_b, leaves_b = zip(*jax.tree_util.tree_flatten_with_path(b)[0])
+  assert paths_a == paths_b
+  for path, x, y in zip(paths_a, leaves_a, leaves_b):
+    np.testing.assert_allclose(x, y, err_msg=jax.tree_util.keystr(path), **tolerance)
+
+
+def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env):
+  one, two = tmp_path / 'one_x4', tmp_path / 'two_x2'
+  _run_job(one, 1, 4, subprocess_env)
+  logs = _run_job(two, 2, 2, subprocess_env)
+  assert 'JAX process 1 / 2' in logs[1], logs[1][-2000:]
+
+  # One shared checkpoint, written by both processes; the same training as on one process.
+  assert sorted(p.name for p in (two / 'checkpoints').iterdir() if p.name.isdigit()) == [
+      str(STEPS)]
+  loss_one = test_end_to_end.scalars(one)['loss']
+  loss_two = test_end_to_end.scalars(two)['loss']
+  assert [s for s, _ in loss_one] == [s for s, _ in loss_two] == [2, 4]
+  np.testing.assert_allclose([v for _, v in loss_two], [v for _, v in loss_one], rtol=1e-5)
+  _assert_trees_close(_params(two / 'checkpoints', STEPS), _params(one / 'checkpoints', STEPS),
+                      rtol=1e-4, atol=1e-6)
+
+  # Evaluation of that checkpoint on two processes and on one.
+  single = tmp_path / 'eval_one'
+  shutil.copytree(two / 'checkpoints', single / 'checkpoints')
+  _run_job(two, 2, 2, subprocess_env, '--mode=eval')
+  _run_job(single, 1, 4, subprocess_env, '--mode=eval')
+  got = json.loads((two / 'eval' / 'metrics.json').read_text())
+  expected = json.loads((single / 'eval' / 'metrics.json').read_text())
+  assert got['num_devices'] == expected['num_devices'] == 4
+  pairs = [(g, e) for gs, es in zip(got['scales'], expected['scales'])
+           for g, e in zip(gs['images'], es['images'])]
+  assert pairs and all(g['image'] == e['image'] for g, e in pairs)
+  for column in ('psnr_mean', 'ssim_mean', 'lr_consistency_mean'):
+    np.testing.assert_allclose([g[column] for g, _ in pairs], [e[column] for _, e in pairs],
+                               rtol=1e-4, err_msg=column)
