@@ -27,10 +27,10 @@ import numpy as np
 import bench_sampling
 import bench_train
 
-from idm_jax.cli.config_file import load_config
-from idm_jax.diffusion import config as diffusion_config
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.config import loading
 from idm_jax.diffusion import sampling
-from idm_jax.models.scale import scale_to_p
+from idm_jax.scale import scale_to_p
 from idm_jax.tools import check_official
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,15 +64,17 @@ def parity(fixture: pathlib.Path) -> dict:
 
 
 def train_steps(config_path: pathlib.Path, per_device: int, lr_size: int, hr_size: int,
-                steps: int, peaks: tuple[float, float]) -> dict:
-  out = {}
+                steps: int, peaks: tuple[float, float]) -> tuple[dict, list[str]]:
+  """Timings per compute dtype, and the optimised programs (HLO text) that ran."""
+  out, programs = {}, []
   for dtype, peak in (('float32', peaks[1]), ('bfloat16', peaks[0])):
-    config = load_config(str(config_path))
+    config = loading.load(str(config_path))
     config.model.compute_dtype = dtype
     config.mesh.data = -1
-    out[dtype] = bench_train.measure(config, per_device * jax.device_count(), lr_size, hr_size,
-                                     steps, peak)
-  return out
+    out[dtype], compiled = bench_train.measure(config, per_device * jax.device_count(), lr_size,
+                                               hr_size, steps, peak)
+    programs.append(compiled.as_text())
+  return out, programs
 
 
 def sample_timing(model, batch: int, lr_hw: tuple[int, int], out_hw: tuple[int, int],
@@ -109,29 +111,6 @@ def cpu_paths_compiled_out(train: dict, hlo_texts: list[str]) -> dict:
           'pass': not winograd}
 
 
-def _train_hlo(config_path: pathlib.Path, per_device: int, lr_size: int, hr_size: int) -> str:
-  """The optimised HLO of the float32 train step (for the Winograd check)."""
-  from idm_jax.training import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from idm_jax.training import optimizer  # pylint: disable=g-import-not-at-top
-  from idm_jax.training import train_state as train_state_lib  # pylint: disable=g-import-not-at-top
-  from idm_jax.training import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
-  config = load_config(str(config_path))
-  config.mesh.data = -1
-  config.train.batch_size = b = per_device * jax.device_count()
-  mesh = mesh_lib.make_mesh(config.mesh)
-  tx, schedule = optimizer.make_optimizer(config.optim, config.train.num_steps)
-  layout = train_state_lib.make_layout(config, mesh, tx)
-  step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
-  batch = {'lr': jax.ShapeDtypeStruct((b, lr_size, lr_size, 3), jnp.float32),
-           'hr': jax.ShapeDtypeStruct((b, hr_size, hr_size, 3), jnp.float32),
-           'p': jax.ShapeDtypeStruct((b,), jnp.float32)}
-  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=mesh_lib.batch_sharding(mesh))
-           for k, v in batch.items()}
-  rest = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                      layout.abstract_rest, layout.rest_shardings)
-  return step.jitted.lower(layout.abstract_state, rest, batch).compile().as_text()
-
-
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,14 +139,13 @@ def main() -> int:
 
   start = time.perf_counter()
   report['parity'] = parity(pathlib.Path(args.fixture))
-  report['train_step'] = train_steps(config_path, per_device, *sizes, steps, peaks)
+  report['train_step'], programs = train_steps(config_path, per_device, *sizes, steps, peaks)
   if model is None:
     from idm_jax.models.idm import IDM  # pylint: disable=g-import-not-at-top
     from flax import nnx  # pylint: disable=g-import-not-at-top
-    model = IDM(load_config(str(config_path)).model, rngs=nnx.Rngs(0))
+    model = IDM(loading.load(str(config_path)).model, rngs=nnx.Rngs(0))
   report['sampling'] = sample_timing(model, **sample_args)
-  cpu_paths = cpu_paths_compiled_out(report['train_step'],
-                                     [_train_hlo(config_path, per_device, *sizes)])
+  cpu_paths = cpu_paths_compiled_out(report['train_step'], programs)
   if device.platform == 'cpu':
     cpu_paths['pass'] = None  # On a CPU the fast paths are meant to run.
   report['cpu_paths_compiled_out'] = cpu_paths

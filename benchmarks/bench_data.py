@@ -19,7 +19,7 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
-from idm_jax.data import config as config_lib
+from idm_jax.config import data as config_lib
 from idm_jax.data import imresize
 from idm_jax.data import pipeline
 

@@ -22,7 +22,7 @@ from model_flops import executed_flops
 from model_flops import model_flops
 
 from idm_jax import host_memory
-from idm_jax.models.config import default_model_config
+from idm_jax.config.model import default_model_config
 from idm_jax.models.idm import IDM
 
 OFFICIAL_CPU_MS = {1: 946.0, 4: 4020.0}

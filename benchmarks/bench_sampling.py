@@ -17,12 +17,12 @@ import numpy as np
 from flax import nnx
 
 from idm_jax import host_memory
-from idm_jax.diffusion import config as diffusion_config
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.config.model import default_model_config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
-from idm_jax.models.config import default_model_config
 from idm_jax.models.idm import IDM
-from idm_jax.models.scale import scale_to_p
+from idm_jax.scale import scale_to_p
 
 LR_HW, OUT_HW = (16, 16), (128, 128)
 SAMPLERS = {'ddpm_2000': ('ddpm', 2000), 'ddim_200': ('ddim', 200), 'ddim_50': ('ddim', 50),

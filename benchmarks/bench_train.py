@@ -23,8 +23,8 @@ from model_flops import executed_flops
 from model_flops import model_flops
 
 from idm_jax import host_memory
-from idm_jax.cli.config_file import load_config
-from idm_jax.training import mesh as mesh_lib
+from idm_jax import mesh as mesh_lib
+from idm_jax.config import loading
 from idm_jax.training import optimizer
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
@@ -35,8 +35,9 @@ FACE_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'ffhq_16
 
 
 def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
-            peak_tflops: float = 0.0) -> dict:
-  """Compile and step times of `config`'s train step on all devices at `batch_size` (global)."""
+            peak_tflops: float = 0.0) -> tuple[dict, jax.stages.Compiled]:
+  """Compile and step times of `config`'s train step on its mesh at `batch_size` (global);
+  returns them and the compiled step."""
   config.train.batch_size = batch_size
   mesh = mesh_lib.make_mesh(config.mesh)
   tx, schedule = optimizer.make_optimizer(config.optim, config.train.num_steps)
@@ -81,7 +82,7 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
   if peak_tflops:
     result['peak_tflops'] = peak_tflops
     result['mfu'] = round(flops / median / 1e12 / peak_tflops / mesh.size, 4)
-  return result
+  return result, compiled
 
 
 def main() -> None:
@@ -97,13 +98,13 @@ def main() -> None:
   args = parser.parse_args()
   malloc_tuned = host_memory.keep_freed_memory()
 
-  config = load_config(str(FACE_CONFIG))
+  config = loading.load(str(FACE_CONFIG))
   config.model.compute_dtype = args.compute_dtype
   config.mesh.data = 1
   result = {'benchmark': 'train_step', 'config': 'configs/ffhq_16_128.py',
             'malloc_tuned': malloc_tuned,
             **measure(config, args.batch, args.lr_size, args.hr_size, args.steps,
-                      args.peak_tflops)}
+                      args.peak_tflops)[0]}
   median = result['step_s_median']
   if jax.default_backend() == 'cpu':
     result['official_pytorch_cpu_s'] = OFFICIAL_PYTORCH_CPU_S

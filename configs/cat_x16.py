@@ -8,7 +8,7 @@ as the face model. Batch 64, Adam 2e-5, 1.5M steps.
 """
 import ml_collections
 
-from idm_jax.training import config as config_lib
+from idm_jax.config import experiment as config_lib
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -24,11 +24,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   d.max_hr_size = 256
   d.num_workers = 8
   d.eval.path = 'datasets/cat_test/hr_256'
-  d.eval.max_images = 100
   c.train.batch_size = 64
   c.train.num_steps = 1_500_000
   c.optim.learning_rate = 2e-5
   c.checkpoint.every_steps = 3000
   c.eval.every_steps = 3000
   c.eval.scales = (16.0,)
+  c.eval.num_images = 100
   return c

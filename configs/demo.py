@@ -2,8 +2,8 @@
 
 Trains on 8x8 LR crops of the scikit-image photos with HR targets of 16, 24 or 32 pixels
 (continuous scales x2..x4, three compilations), then samples 96x96 centre crops of the two
-held-out photos at x2, x3 and x4 and writes PSNR/SSIM against bicubic (results.json) and the
-picture LR | bicubic | IDM | HR (comparison.png) into the workdir.
+held-out photos at x2, x3 and x4 and writes PSNR/SSIM against bicubic (eval/metrics.json) and
+the picture LR | bicubic | IDM | HR (eval/comparison.png) into the workdir.
 
 Sampling is stochastic (DDIM with eta = 1, i.e. DDPM's posterior variance on a 20-step grid):
 after a few minutes of training the network is still poor at the highest noise levels, and the
@@ -12,7 +12,7 @@ keep them (about 21 dB instead of 25 dB here).
 """
 import ml_collections
 
-from idm_jax.training import config as config_lib
+from idm_jax.config import experiment as config_lib
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -53,6 +53,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.sampler.name = 'ddim'
   c.sampler.steps = 20
   c.sampler.eta = 1.0
+  # The mean of 4 samples: about 0.8 dB more PSNR than one sample here, and above bicubic at x2,
+  # x3 and x4 on held-out photos (README); every output is projected onto its LR input.
+  c.sampler.mean_of = 4
   c.checkpoint.every_steps = 500
   c.logging.log_every_steps = 100
   c.logging.progress_every_secs = 30.0

@@ -11,7 +11,7 @@ Validation: DIV2K valid at x2, x3 (HR degraded by MATLAB bicubic) and x4 (offici
 """
 import ml_collections
 
-from idm_jax.training import config as config_lib
+from idm_jax.config import experiment as config_lib
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -30,7 +30,6 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   d.num_workers = 8
   d.eval.path = 'datasets/DIV2K/DIV2K_valid_HR'
   d.eval.lr_path = 'datasets/DIV2K/DIV2K_valid_LR_bicubic/X4'
-  d.eval.max_images = 100
   c.train.batch_size = 64
   c.train.num_steps = 1_500_000
   c.optim.learning_rate = 1e-4

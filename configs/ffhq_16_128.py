@@ -10,7 +10,7 @@ official data were made. Batch 32, Adam 1e-4, 1M steps, continuous scale x1..x8 
 """
 import ml_collections
 
-from idm_jax.training import config as config_lib
+from idm_jax.config import experiment as config_lib
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -25,11 +25,11 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   d.max_hr_size = 128
   d.num_workers = 8
   d.eval.path = 'datasets/celebahq/hr_128'
-  d.eval.max_images = 100  # Official validation: the first 100 CelebA-HQ faces.
   c.train.batch_size = 32
   c.train.num_steps = 1_000_000
   c.optim.learning_rate = 1e-4
   c.checkpoint.every_steps = 3000
   c.eval.every_steps = 3000
   c.eval.scales = (8.0,)
+  c.eval.num_images = 100  # Official validation: the first 100 CelebA-HQ faces.
   return c

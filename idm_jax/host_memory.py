@@ -3,8 +3,8 @@
 XLA:CPU allocates its buffers with malloc (a training step's temporaries are one block of
 gigabytes) and frees them after each call. glibc serves blocks above its mmap threshold (at most
 32 MiB, and any block over 64 MiB from a thread's arena) with fresh `mmap`s and unmaps them on
-free, so the kernel zero-fills every page again on every call: elementwise ops ran 4-5x slower
-than their memory traffic, and Winograd's transform buffers 2x slower. One arena, no mmap and no
+free, so the kernel zero-fills every page again on every call, which slowed elementwise ops
+several times over (README, 'Benchmarks'). One arena, no mmap and no
 trimming keep those pages mapped and reused instead; the cost is that the process keeps its peak
 heap until it exits. Set IDM_JAX_SYSTEM_MALLOC=1 (or IDM_JAX_CPU_FAST_PATHS=0) to opt out. It
 is applied only when JAX will run on the CPU: GPU and TPU hosts keep device buffers off this heap

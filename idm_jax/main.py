@@ -16,10 +16,9 @@ import jax
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
 from idm_jax import host_memory
-from idm_jax.training import config as config_lib
+from idm_jax.config import loading
 
 FLAGS = flags.FLAGS
 
@@ -33,8 +32,7 @@ flags.DEFINE_string('coordinator_address', None,
                     'or TPU metadata); needs --num_processes and --process_id.')
 flags.DEFINE_integer('num_processes', None, 'Processes in the job (with --coordinator_address).')
 flags.DEFINE_integer('process_id', None, 'This process, 0 .. num_processes - 1.')
-config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
-                                lock_config=True)
+loading.define_config_flag()
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -92,25 +90,18 @@ def distributed_arguments(address: str | None, count: int | None, index: int | N
 def parse_flags(argv: list[str]) -> list[str]:
   """absl parsing with readable errors: `app.run(main, flags_parser=parse_flags)`."""
   try:
-    return FLAGS(argv)
-  except (AttributeError, KeyError) as e:
-    # config_flags raises these, with just the missing name, for an unknown --config.FIELD.
-    name = (str(e.args[0]) if e.args else str(e)).strip('\'"')
-    bad = [a for a in argv if a.startswith('--config.') and name in a] or argv[1:]
-    sys.exit(f'FATAL: {" ".join(bad)}: the config has no field {name!r}; see the config file '
-             'for the fields that exist.')
-  except flags.Error as e:
+    return loading.parse(FLAGS, argv)
+  except loading.ConfigError as e:
     sys.exit(f'FATAL: {e}')
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  config = FLAGS.config
   try:
-    config_lib.validate(config)
-  except (ValueError, TypeError) as e:
-    sys.exit(f'FATAL: invalid config: {e}')
+    config = loading.validate(FLAGS.config)
+  except loading.ConfigError as e:
+    sys.exit(f'FATAL: {e}')
   host_memory.keep_freed_memory()  # Before XLA's first buffer.
 
   try:
@@ -131,8 +122,13 @@ def main(argv: list[str]) -> None:
     from idm_jax.training import train  # pylint: disable=g-import-not-at-top
     train.train_and_evaluate(config, workdir)
   else:
-    from idm_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
-    evaluate.evaluate(config, str(workdir / 'checkpoints'), str(workdir / 'eval'))
+    # pylint: disable=g-import-not-at-top
+    from idm_jax.evaluation import evaluator
+    from idm_jax.evaluation import report
+    result = evaluator.evaluate_checkpoint(config, workdir / 'checkpoints')
+    if jax.process_index() == 0:
+      report.write(result, workdir / 'eval')
+      print(report.format_table(result.report))
 
 
 def run() -> None:

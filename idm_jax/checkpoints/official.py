@@ -14,6 +14,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from idm_jax.config import model as model_config
+
 Path = tuple  # A path in the NNX parameter tree, e.g. ('encoder', 'head', 'kernel').
 
 # The 13 noise-schedule buffers: the samplers recompute them from the config.
@@ -230,9 +232,8 @@ def model_config_from_official(official: dict) -> ml_collections.ConfigDict:
   attn_res, res_blocks, dropout, norm_groups, image_size}) and optionally `encoder`
   ({n_resblocks, n_feats}; the official `define_G` hard-codes 16 and 64).
   """
-  from idm_jax.models.config import default_model_config  # pylint: disable=g-import-not-at-top
   unet, encoder = official['unet'], official.get('encoder', {})
-  cfg = default_model_config()
+  cfg = model_config.default_model_config()
   cfg.inner_channel = int(unet['inner_channel'])
   cfg.channel_multiplier = tuple(int(m) for m in unet['channel_multiplier'])
   cfg.attn_res = tuple(int(r) for r in unet['attn_res'])

@@ -5,7 +5,8 @@ import pathlib
 from flax import nnx
 
 from idm_jax.checkpoints import official, store
-from idm_jax.cli.config_file import load_config
+from idm_jax.cli import evaluate as evaluate_cli
+from idm_jax.config import loading
 from idm_jax.models.idm import IDM
 
 
@@ -13,14 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--torch-checkpoint', required=True,
                       help='official *_gen.pth (needs torch) or an .npz of the same state dict')
   parser.add_argument('--config', required=True,
-                      help='experiment config whose `model` matches the checkpoint, '
-                      'e.g. configs/ffhq_16_128.py')
+                      help='experiment config whose `model` matches the checkpoint; '
+                      + evaluate_cli.CONFIG_HELP)
   parser.add_argument('--output', required=True, help='directory for the Orbax checkpoint')
 
 
-def convert(torch_checkpoint: str, config_spec: str, output: str) -> pathlib.Path:
+def convert(torch_checkpoint: str, config_spec: str, output: str,
+            overrides: tuple[str, ...] = ()) -> pathlib.Path:
   """Write step 0 with params == ema_params == the converted official weights."""
-  config = load_config(config_spec)
+  config = loading.load(config_spec, overrides)
   out = pathlib.Path(output)
   if out.exists() and any(out.iterdir()):
     raise FileExistsError(f'{out} is not empty; choose a new --output directory.')
@@ -35,6 +37,6 @@ def convert(torch_checkpoint: str, config_spec: str, output: str) -> pathlib.Pat
 
 
 def run(args: argparse.Namespace) -> int:
-  out = convert(args.torch_checkpoint, args.config, args.output)
+  out = convert(args.torch_checkpoint, args.config, args.output, args.config_overrides)
   print(f'wrote {out} (restore with --checkpoint {out})')
   return 0

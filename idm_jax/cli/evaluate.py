@@ -1,27 +1,33 @@
 """`idm-jax evaluate`: a checkpoint's metrics on a config's validation set at many scales.
 
   idm-jax evaluate --config configs/ffhq_16_128.py --checkpoint runs/ffhq/checkpoints \\
-      --scales 2,3,4,5.3,7,8,10,12 --num-samples 4
+      --scales 2,3,4,5.3,7,8,10,12 --num-samples 4 [--config.sampler.steps=50]
+
+The evaluation that training's validation runs (`evaluation/evaluator.py`): the same images,
+keys and metrics, so a checkpoint's numbers here equal those in its TensorBoard log.
 """
 import argparse
 import pathlib
 
+import jax
 import ml_collections
 
-from idm_jax.cli.config_file import load_config
-from idm_jax.diffusion import config as diffusion_config
-from idm_jax.diffusion import consistency
-from idm_jax.evaluation import evaluate as evaluate_lib
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.config import loading
+from idm_jax.evaluation import evaluator
+from idm_jax.evaluation import report
 
 SAMPLERS = ('ddpm', 'ddim', 'dpm_solver++')
 CHECKPOINT_HELP = "Orbax checkpoint folder: a run's checkpoints/ or `idm-jax convert` output"
+CONFIG_HELP = ('experiment config (path.py[:arg]), e.g. configs/ffhq_16_128.py; any field can '
+               'be overridden with --config.FIELD=value')
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
   """--sampler, --steps, --consistency and --params, shared with `idm-jax upscale`."""
   parser.add_argument('--sampler', choices=SAMPLERS, help="default: the config's sampler.name")
   parser.add_argument('--steps', type=int, help="network evaluations; default: sampler.steps")
-  parser.add_argument('--consistency', choices=consistency.METHODS,
+  parser.add_argument('--consistency', choices=diffusion_config.CONSISTENCY_METHODS,
                       help='make the output consistent with the input under this degradation '
                       "(none: off); default: the config's sampler.consistency, whose 'auto' is "
                       'the training data\'s data.degradation')
@@ -29,24 +35,23 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
                       help='restore the EMA parameters (default) or the raw ones')
 
 
-def sampler_config(config: ml_collections.ConfigDict,
-                   args: argparse.Namespace) -> ml_collections.ConfigDict:
-  """A copy of `config.sampler`, consistency resolved, with --sampler / --steps / --consistency."""
-  sampler = diffusion_config.resolve_sampler(config)
-  if args.consistency is not None:
-    sampler.consistency = args.consistency
+def load_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
+  """The config file with its --config.FIELD overrides and the sampler flags, validated."""
+  overrides = list(args.config_overrides)
   if args.sampler is not None:
-    sampler.name = args.sampler
+    overrides.append(f'--config.sampler.name={args.sampler}')
   if args.steps is not None:
     if args.steps < 1:
       raise ValueError(f'--steps {args.steps}: pass at least 1.')
-    sampler.steps = args.steps
-  return sampler
+    overrides.append(f'--config.sampler.steps={args.steps}')
+  if args.consistency is not None:
+    overrides.append(f'--config.sampler.consistency={args.consistency}')
+  return loading.load(args.config, overrides)
 
 
-def _scales(text: str) -> list[float]:
+def _scales(text: str) -> tuple[float, ...]:
   try:
-    return [float(s) for s in text.split(',')]
+    return tuple(float(s) for s in text.split(','))
   except ValueError:
     raise argparse.ArgumentTypeError(f'{text!r}: give scales as 2,3,4.5') from None
 
@@ -54,28 +59,31 @@ def _scales(text: str) -> list[float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.description = __doc__
   parser.formatter_class = argparse.RawDescriptionHelpFormatter
-  parser.add_argument('--config', required=True,
-                      help='experiment config (path.py[:arg]), e.g. configs/ffhq_16_128.py')
+  parser.add_argument('--config', required=True, help=CONFIG_HELP)
   parser.add_argument('--checkpoint', required=True, help=CHECKPOINT_HELP)
   parser.add_argument('--output', help='results folder; default: eval/ beside the checkpoint')
   parser.add_argument('--scales', type=_scales, help='e.g. 2,3,4,5.3; default: eval.scales')
   parser.add_argument('--num-samples', type=int,
-                      help='samples per input (mean and spread); default: eval.num_samples, or 1')
-  parser.add_argument('--per-device-batch', type=int, default=evaluate_lib.PER_DEVICE_BATCH,
-                      help='requests per device in one sampling call')
+                      help='samples per input (mean and spread); default: eval.num_samples')
+  parser.add_argument('--num-images', type=int,
+                      help='first images of the validation set; default: eval.num_images')
   add_sampler_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-  config = load_config(args.config)
-  config.sampler = sampler_config(config, args)
+  config = load_config(args)
+  for field, value in (('scales', args.scales), ('num_samples', args.num_samples),
+                       ('num_images', args.num_images)):
+    if value is not None:
+      config.eval[field] = value
+  loading.validate(config)
   checkpoint = pathlib.Path(args.checkpoint)
   output = pathlib.Path(args.output) if args.output else checkpoint.absolute().parent / 'eval'
-  results = evaluate_lib.evaluate(config, checkpoint, output, scales=args.scales,
-                                  num_samples=args.num_samples, use_ema=args.params == 'ema',
-                                  per_device_batch=args.per_device_batch)
-  print(evaluate_lib.format_table(results))
-  print(f'step {results["step"]} ({results["params"]} parameters), {results["num_samples"]} '
-        f'sample(s) per input, {results["seconds"]:.1f}s; wrote {output}/metrics.json, '
-        'metrics.csv and images/')
+  result = evaluator.evaluate_checkpoint(config, checkpoint, use_ema=args.params == 'ema')
+  if jax.process_index() == 0:
+    report.write(result, output)
+  print(report.format_table(result.report))
+  print(f'step {result.report["step"]} ({result.report["params"]} parameters), '
+        f'{result.report["num_samples"]} sample(s) per input, {result.report["seconds"]:.1f}s; '
+        f'wrote {output}/metrics.json, metrics.csv, comparison.png and images/')
   return 0

@@ -4,12 +4,16 @@
   idm-jax evaluate --config configs/ffhq_16_128.py --checkpoint runs/ffhq/checkpoints
   idm-jax upscale photo.jpg --checkpoint DIR --config CONFIG --scale 3.5
   idm-jax convert --torch-checkpoint I640000_E37_gen.pth --config configs/ffhq_16_128.py --output ckpt
+
+Every command reads its config as training does: `--config path.py[:arg]` and any number of
+`--config.FIELD=value` overrides (e.g. --config.sampler.steps=10), validated before anything runs.
 """
 import argparse
 import importlib
 import sys
 
 from idm_jax import host_memory
+from idm_jax.config import loading
 
 # Subcommand -> module with `add_arguments(parser)` and `run(args) -> int`.
 _SUBCOMMANDS = {
@@ -17,6 +21,18 @@ _SUBCOMMANDS = {
     'upscale': ('idm_jax.cli.upscale', 'super-resolve image files at any scale'),
     'convert': ('idm_jax.cli.convert', 'official PyTorch checkpoint -> Orbax checkpoint'),
 }
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """(`--config.FIELD=value` overrides as `--config.FIELD=value`, the other arguments)."""
+  overrides, rest = [], []
+  args = iter(argv)
+  for arg in args:
+    if arg.startswith(loading.OVERRIDE_PREFIX):
+      overrides.append(arg if '=' in arg else f'{arg}={next(args, "")}')
+    else:
+      rest.append(arg)
+  return overrides, rest
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -39,7 +55,9 @@ def run(argv: list[str] | None = None) -> int:
       module = importlib.import_module(module_name)
       module.add_arguments(sub)
       sub.set_defaults(handler=module.run)
-  args = parser.parse_args(argv)
+  overrides, rest = split_overrides(argv)
+  args = parser.parse_args(rest)
+  args.config_overrides = overrides
   try:
     return args.handler(args)
   except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:

@@ -15,11 +15,11 @@ import time
 import jax
 import tqdm
 
+from idm_jax.checkpoints import inference_model
 from idm_jax.cli import evaluate as evaluate_cli
-from idm_jax.cli.config_file import load_config
-from idm_jax.evaluation import inference_model
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.data import image_io
 from idm_jax.evaluation import upscaler
-from idm_jax.evaluation.image_output import save_png
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('inputs', nargs='+', metavar='INPUT', help='png, jpg, webp or bmp files')
   parser.add_argument('--checkpoint', required=True, help=evaluate_cli.CHECKPOINT_HELP)
   parser.add_argument('--config', required=True,
-                      help='the experiment config the checkpoint was trained with (path.py[:arg])')
+                      help='the experiment config the checkpoint was trained with; '
+                      + evaluate_cli.CONFIG_HELP)
   size = parser.add_mutually_exclusive_group(required=True)
   size.add_argument('--scale', type=float,
                     help='factor >= 1; each side becomes floor(scale * side + 0.5)')
@@ -68,8 +69,8 @@ def _output_name(stem: str, args: argparse.Namespace, sample: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-  config = load_config(args.config)
-  sampler = evaluate_cli.sampler_config(config, args)
+  config = evaluate_cli.load_config(args)
+  sampler = diffusion_config.resolve_sampler(config)
   sampler.trajectory_every = 0
   if args.tile_size is not None:
     if args.tile_size < 0:
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = upscaler.upscale(model, image, out_hw, jax.random.fold_in(
             jax.random.key(args.seed), k), sampler, config.diffusion, tiled=layout is not None)
-        written.add(save_png(target, result))
+        written.add(image_io.save_png(target, result))
         tqdm.tqdm.write(f'{path} -> {target} ({out_hw[1]}x{out_hw[0]}, '
                         f'{time.perf_counter() - start:.1f}s)', file=sys.stdout)
     except (ValueError, OSError, jax.errors.JaxRuntimeError) as e:

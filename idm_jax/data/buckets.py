@@ -7,7 +7,7 @@ nearest bucket and recompute p from the side actually used: p = (hr - lr) / (max
 import ml_collections
 import numpy as np
 
-from idm_jax.models.scale import scale_to_p
+from idm_jax.scale import scale_to_p
 
 
 def hr_sizes(config: ml_collections.ConfigDict) -> list[int]:

@@ -9,9 +9,8 @@ import functools
 import numpy as np
 from PIL import Image
 
+from idm_jax.config.data import DEGRADATIONS
 from idm_jax.data import imresize as imresize_lib
-
-DEGRADATIONS = ('matlab_bicubic', 'pil_bicubic')
 
 
 def degrade(hr: np.ndarray, lr_hw: tuple[int, int], method: str) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""Decode any image to 8-bit RGB: grayscale, palette, alpha, 16-bit and EXIF-rotated inputs."""
+"""Images in and out: decode any image to 8-bit RGB (grayscale, palette, alpha, 16-bit and
+EXIF-rotated inputs), the model's [-1, 1] range and back, and PNG files."""
 import os
+import pathlib
 
 import numpy as np
 from PIL import Image
@@ -60,3 +62,43 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
       return _pil_to_rgb(img)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
     raise UnreadableImageError(f'cannot read image {os.fspath(path)!r}: {e}') from e
+
+
+def to_model_range(image: np.ndarray) -> np.ndarray:
+  """8-bit levels (uint8, or floats on the 0..255 scale) -> float32 in [-1, 1]."""
+  return np.asarray(image).astype(np.float32) / np.float32(127.5) - np.float32(1)
+
+
+def from_model_range(image: np.ndarray, quantize: bool = True) -> np.ndarray:
+  """Float images in [-1, 1] (clipped) -> float64 on the 0..255 scale, rounded to 8-bit levels
+  with `quantize` (the values an 8-bit file holds)."""
+  image = np.asarray(image)
+  if not np.issubdtype(image.dtype, np.floating):
+    raise TypeError(f'expected float images in [-1, 1], got {image.dtype}; convert 8-bit '
+                    'images with to_model_range')
+  image = (np.clip(image.astype(np.float64), -1.0, 1.0) + 1.0) * 127.5
+  return np.round(image) if quantize else image
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+  """Float images in [-1, 1] -> uint8, as an 8-bit file stores them."""
+  return from_model_range(image).astype(np.uint8)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
+  """Writes one image as PNG, creating the folder; returns the path.
+
+  Args:
+    path: the file to write.
+    image: float `(H, W, 3)` in [-1, 1], or uint8 `(H, W)` (gray), `(H, W, 2)` (gray + alpha),
+      `(H, W, 3)` (RGB) or `(H, W, 4)` (RGBA).
+  """
+  image = np.asarray(image)
+  if np.issubdtype(image.dtype, np.floating):
+    image = to_uint8(image)
+  if image.dtype != np.uint8:
+    raise TypeError(f'save_png takes float images in [-1, 1] or uint8, got {image.dtype}')
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(image).save(path)
+  return path

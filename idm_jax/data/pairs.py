@@ -9,11 +9,6 @@ class ImageTooSmallError(ValueError):
   """An image smaller than the crop, with padding disabled."""
 
 
-def to_unit_range(image: np.ndarray) -> np.ndarray:
-  """uint8 -> float32 in [-1, 1]."""
-  return image.astype(np.float32) / np.float32(127.5) - np.float32(1)
-
-
 def _fit(image: np.ndarray, h: int, w: int, pad: bool, name: str) -> np.ndarray:
   """`image` if at least (h, w); else mirror-padded at the bottom/right, or ImageTooSmallError."""
   dh, dw = max(h - image.shape[0], 0), max(w - image.shape[1], 0)

@@ -7,9 +7,9 @@ import grain
 import ml_collections
 import numpy as np
 
+from idm_jax.config import data as config_lib
 from idm_jax.data import bad_data
 from idm_jax.data import buckets
-from idm_jax.data import config as config_lib
 from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.data import pairs
@@ -85,8 +85,8 @@ class _BatchFn:
     p = buckets.scale_input(hr_size, self._lr_size, self._max_hr_size)
     return {
         'step': step,
-        'lr': pairs.to_unit_range(np.stack(lrs)),
-        'hr': np.clip(hr / np.float32(127.5) - 1, -1, 1),
+        'lr': image_io.to_model_range(np.stack(lrs)),
+        'hr': np.clip(image_io.to_model_range(hr), -1, 1),
         'p': np.full((len(self._rows),), p, np.float32),
         'skipped': skipped,
     }
@@ -160,18 +160,17 @@ class TrainPipeline:
         it.close()
 
 
-def eval_pairs(data_config: ml_collections.ConfigDict,
-               scales: Sequence[float]) -> list[dict]:
+def eval_pairs(data_config: ml_collections.ConfigDict, scales: Sequence[float],
+               num_images: int) -> list[dict]:
   """The fixed validation set: one dict per image and scale.
 
   Each has `lr` (h, w, 3) and `hr` (H, W, 3) float32 in [-1, 1] with H = round(h * scale),
-  `scale`, and a file-safe `name`. Images come in the dataset's order (the first
-  `eval.max_images`); the LR is the official one at its own scale, else the HR degraded by
-  `data.degradation`.
+  `scale`, and a file-safe `name`. Images come in the dataset's order (the first `num_images`);
+  the LR is the official one at its own scale, else the HR degraded by `data.degradation`.
   """
   config_lib.check(data_config)
   source = sources.make_source(data_config, 'eval')
-  n = min(len(source), data_config.eval.max_images)
+  n = min(len(source), num_images)
   tracker = bad_data.BadDataTracker(n, data_config.max_bad_fraction, 'validation')
   out, skipped = [], []
   for i in range(n):
@@ -185,7 +184,7 @@ def eval_pairs(data_config: ml_collections.ConfigDict,
       skipped.append(_skip_entry(source, i, e))
       continue
     for scale, (hr, lr) in zip(scales, image_pairs):
-      out.append({'lr': pairs.to_unit_range(lr), 'hr': pairs.to_unit_range(hr),
+      out.append({'lr': image_io.to_model_range(lr), 'hr': image_io.to_model_range(hr),
                   'scale': float(scale), 'name': f'{source.key(i)}_x{scale:g}'})
   tracker.add(skipped)
   if not out:

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from idm_jax.config.diffusion import CONSISTENCY_METHODS as METHODS
 from idm_jax.data import degradation
 
-METHODS = ('none', *degradation.DEGRADATIONS)
 
 
 class Projector(NamedTuple):

@@ -24,18 +24,27 @@ Request = tuple[jax.Array, tuple[int, int], jax.Array]
 
 
 @functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
-                                             'trajectory_every'))
+                                             'trajectory_every', 'mean_of'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
             keys: jax.Array, table: solvers.StepTable, projector: consistency.Projector | None,
             *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
-            trajectory_every: int) -> tuple[jax.Array, scan_loop.Trajectory | None]:
+            trajectory_every: int, mean_of: int) -> tuple[jax.Array, scan_loop.Trajectory | None]:
   """Samples from the per-example keys (B,); untiled when layout is None.
 
   With a projector, every step's x0 and the final image are projected onto the images whose
   degradation is `lr`: on the whole image, after the tiles' noise predictions are blended, so
-  that the bicubic kernels that straddle tile edges see the pixels on both sides.
+  that the bicubic kernels that straddle tile edges see the pixels on both sides. With
+  mean_of = k > 1, example b is the mean of k samples drawn from split(keys[b], k).
   """
+  if mean_of > 1:
+    batch = lr.shape[0]
+    draws = lambda x: jnp.repeat(x, mean_of, axis=0)
+    keys = jax.vmap(lambda key: jax.random.split(key, mean_of))(keys).reshape(-1)
+    images, _ = _sample(graphdef, state, draws(lr), draws(p), keys, table, projector,
+                        out_hw=out_hw, layout=layout, cache_tile_condition=cache_tile_condition,
+                        clip_x0=clip_x0, trajectory_every=0, mean_of=1)
+    return images.reshape(batch, mean_of, *images.shape[1:]).mean(axis=1), None
   model = nnx.merge(graphdef, state)
   model.eval()
   if layout is None:
@@ -73,13 +82,16 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
     p = jnp.asarray(p, jnp.float32)
   if sampler.consistency == 'auto':
     raise ValueError("sampler.consistency = 'auto' means the data's degradation: resolve it with "
-                     'diffusion.config.resolve_sampler(config), or pass a method.')
+                     'idm_jax.config.diffusion.resolve_sampler(config), or pass a method.')
   projector = consistency.make_projector(sampler.consistency, lr.shape[1:3], out_hw)
   graphdef, state = nnx.split(model)
   layout = _layout(lr.shape[1:3], out_hw, sampler, tiled)
+  if sampler.mean_of < 1 or (sampler.mean_of > 1 and trajectory_every):
+    raise ValueError(f'sampler.mean_of = {sampler.mean_of}: pass >= 1, and 1 to keep trajectories.')
   static = dict(out_hw=out_hw, layout=layout,
                 cache_tile_condition=layout is not None and bool(sampler.tile_cache_condition),
-                clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every))
+                clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every),
+                mean_of=int(sampler.mean_of))
   return (graphdef, state, lr, p, keys, table, projector), static
 
 

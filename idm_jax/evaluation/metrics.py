@@ -3,7 +3,8 @@
 Conventions (all functions):
   * Inputs are float images in [-1, 1] (the project's model and data range),
     channels last: `(H, W, C)` for one image or `(..., H, W, C)` for a batch.
-    Values outside [-1, 1] are clipped. Convert 8-bit images with `from_uint8`.
+    Values outside [-1, 1] are clipped. Convert 8-bit images with
+    `image_io.to_model_range`.
   * `quantize=True` (default) rounds both images to 8-bit levels first, as
     basicsr and the official IDM code (`tensor2img`) do, i.e. the metrics of the
     PNGs one would save. `quantize=False` measures the clipped floats directly,
@@ -24,38 +25,13 @@ import math
 
 import numpy as np
 
+from idm_jax.data import image_io
+
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
 _SSIM_RADIUS = 5
 _SSIM_SIGMA = 1.5
 _SSIM_C1 = (0.01 * 255.0) ** 2
 _SSIM_C2 = (0.03 * 255.0) ** 2
-
-
-def from_uint8(images: np.ndarray) -> np.ndarray:
-  """Maps 8-bit images `(..., H, W, C)` in [0, 255] to float32 in [-1, 1]."""
-  images = np.asarray(images)
-  if images.dtype != np.uint8:
-    raise TypeError(f"expected uint8 images, got {images.dtype}")
-  return images.astype(np.float32) / 127.5 - 1.0
-
-
-def to_uint8_range(images: np.ndarray, quantize: bool = True) -> np.ndarray:
-  """Maps [-1, 1] float images to float64 in [0, 255].
-
-  Args:
-    images: `(..., H, W, C)` floats in [-1, 1]; values outside are clipped.
-    quantize: round to integer levels, as saving an 8-bit image does.
-
-  Returns:
-    `(..., H, W, C)` float64 in [0, 255].
-  """
-  images = np.asarray(images)
-  if not np.issubdtype(images.dtype, np.floating):
-    raise TypeError(
-        f"metrics take float images in [-1, 1], got {images.dtype}; convert "
-        "8-bit images with from_uint8")
-  images = (np.clip(images.astype(np.float64), -1.0, 1.0) + 1.0) * 127.5
-  return np.round(images) if quantize else images
 
 
 def rgb_to_y(images: np.ndarray) -> np.ndarray:
@@ -83,7 +59,7 @@ def _prepare(pred, target, crop_border, y_channel, quantize):
         f"{target.shape}")
   images = []
   for image in (pred, target):
-    image = to_uint8_range(image, quantize)
+    image = image_io.from_model_range(image, quantize)
     if crop_border:
       image = image[..., crop_border:-crop_border, crop_border:-crop_border, :]
     images.append(rgb_to_y(image) if y_channel else image)
@@ -181,8 +157,8 @@ def lr_consistency(sr, lr, *, quantize: bool = True):
   # Imported here: metrics without LR consistency need no data code.
   from idm_jax.data.imresize import imresize  # pylint: disable=g-import-not-at-top
 
-  sr = to_uint8_range(sr, quantize) / 255.0
-  lr = to_uint8_range(lr, quantize) / 255.0
+  sr = image_io.from_model_range(sr, quantize) / 255.0
+  lr = image_io.from_model_range(lr, quantize) / 255.0
   if sr.shape[:-3] != lr.shape[:-3] or sr.shape[-1] != lr.shape[-1]:
     raise ValueError(f"SR {sr.shape} and LR {lr.shape} do not pair up")
   batch_shape, lr_hw = lr.shape[:-3], lr.shape[-3:-1]

@@ -29,9 +29,7 @@ from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
-from idm_jax.evaluation import image_output
-from idm_jax.evaluation import metrics
-from idm_jax.models.scale import output_scale, scale_to_p
+from idm_jax.scale import output_scale, scale_to_p
 
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 
@@ -126,11 +124,11 @@ def upscale(model: nnx.Module, image: InputImage, out_hw: tuple[int, int], key: 
 
   `sampler.trajectory_every` must be 0; `tiled` as `plan` decided.
   """
-  lr = metrics.from_uint8(image.rgb)[None]
+  lr = image_io.to_model_range(image.rgb)[None]
   p = scale_to_p([output_scale(image.rgb.shape[:2], out_hw)], model.config.max_scale)
   sr = sampling.sample(model, jnp.asarray(lr), out_hw, jnp.asarray(p), key, sampler, diffusion,
                        tiled=tiled)
-  out = image_output.to_uint8(np.asarray(sr[0]))
+  out = image_io.to_uint8(np.asarray(sr[0]))
   if image.grayscale:
     out = np.round(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
   if image.alpha is not None:

@@ -3,15 +3,13 @@
 On CPU every 3x3, stride-1 convolution large enough to matter runs Winograd's F(4x4, 3x3)
 algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): transforms
 of overlapping 6x6 input tiles, 36 matrix products with the transformed filter, a transform back
-to 4x4 output tiles: 4x fewer multiplications than the direct convolution. Measured here against
-XLA:CPU's convolution (forward, float32): 0.42-0.8x its time from 64 tiles per product up, at
-every resolution of the face model. With fewer tiles (16x16 and 8x8 maps at batch 1) the filter
-transform costs more than it saves, and one matrix product over the nine taps (im2col) is used:
-0.75-0.9x XLA's time there. The input gradient is the same convolution with the flipped,
-transposed filter, so it takes the same paths. XLA:CPU computes the weight gradient as a
-convolution whose batch axis is the input channels, at 6-7 GFLOP/s (ten times slower than its
-forward pass); it is computed here with Winograd's transforms where there are many tiles, else as
-three row products. Small convolutions keep XLA's own code everywhere (as fast, and it compiles
+to 4x4 output tiles: 4x fewer multiplications than the direct convolution, faster than XLA:CPU's
+convolution from 64 tiles per product up. With fewer tiles (16x16 and 8x8 maps at batch 1) the
+filter transform costs more than it saves, and one matrix product over the nine taps (im2col) is
+used. The input gradient is the same convolution with the flipped, transposed filter, so it takes
+the same paths. XLA:CPU computes the weight gradient as a convolution whose batch axis is the
+input channels, far slower than its forward pass; it is computed here with Winograd's transforms
+where there are many tiles, else as three row products (README, 'Benchmarks', has the figures). Small convolutions keep XLA's own code everywhere (as fast, and it compiles
 faster); GPUs and TPUs keep XLA's convolution and gradients, and so does the CPU with
 IDM_JAX_CPU_FAST_PATHS=0 (`cpu_fast_paths`).
 """
@@ -44,8 +42,8 @@ _OUT_TILE, _IN_TILE = _A_T.shape
 # Below this much work (multiply-adds x 2 of the direct convolution) XLA's own convolution and
 # gradient are as fast, and they compile in a fraction of the time of the Winograd graph.
 _MIN_FLOPS = 2.5e8
-# Winograd's 36 products pay off only with enough tiles per product (measured here: from 64
-# tiles at 256-512 channels), and for the weight gradient with enough relative to the input
+# Winograd's 36 products pay off only with enough tiles per product (from 64 tiles at 256-512
+# channels on the CPUs the README names), and for the weight gradient with enough relative to the input
 # channels; below that im2col (convolution) or three row products (weight gradient) win.
 _MIN_TILES = 64
 _MIN_TILES_PER_INPUT_CHANNEL = 1 / 4

@@ -10,12 +10,14 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from idm_jax.config import model as model_config
 from idm_jax.models.edsr import EDSREncoder
 from idm_jax.models.implicit_upsampler import ImplicitUpsampler
 from idm_jax.models.layers import Conv
 from idm_jax.models.lr_conditioning import LevelConditioning, LRConditioning
 from idm_jax.models.unet_blocks import NoiseLevelMLP, NormActConv, ResAttnBlock
 
+# model.compute_dtype -> the dtype of activations.
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -25,25 +27,11 @@ class Conditioning(NamedTuple):
   levels: tuple[LevelConditioning, ...]  # U-Net levels 1..L-1.
 
 
-def validate_model_config(cfg: ml_collections.ConfigDict) -> None:
-  """Fail early, naming the field, on settings the network cannot be built with."""
-  if len(cfg.channel_multiplier) < 2:
-    raise ValueError('model.channel_multiplier needs at least two levels (one upsampling).')
-  if cfg.res_blocks < 1:
-    raise ValueError(f'model.res_blocks={cfg.res_blocks}: the U-Net needs >= 1 block per level.')
-  for m in (1, *cfg.channel_multiplier):
-    if (cfg.inner_channel * m) % cfg.norm_groups:
-      raise ValueError(f'model.norm_groups={cfg.norm_groups} does not divide '
-                       f'{cfg.inner_channel * m} channels; pick a divisor of inner_channel.')
-  if cfg.compute_dtype not in _DTYPES:
-    raise ValueError(f'model.compute_dtype={cfg.compute_dtype!r}: use one of {list(_DTYPES)}.')
-
-
 class IDM(nnx.Module):
   """The full network. Shapes are NHWC; images and x_t live in [-1, 1]."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
-    validate_model_config(cfg)
+    model_config.validate(cfg)
     self.config = ml_collections.FrozenConfigDict(cfg)  # Hashable: it is static graph data.
     self.dtype = _DTYPES[cfg.compute_dtype]
     inner, groups, dropout = cfg.inner_channel, cfg.norm_groups, cfg.dropout

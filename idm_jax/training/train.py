@@ -17,30 +17,22 @@ from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
 from flax import nnx
+from flax import traverse_util
 
+from idm_jax import mesh as mesh_lib
 from idm_jax.checkpoints import store
+from idm_jax.config import experiment as config_lib
 from idm_jax.data import pipeline
-from idm_jax.training import config as config_lib
-from idm_jax.training import mesh as mesh_lib
+from idm_jax.evaluation import evaluator as evaluator_lib
+from idm_jax.evaluation import report
 from idm_jax.training import optimizer as optimizer_lib
 from idm_jax.training import preemption
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
-from idm_jax.training import validation
 
 
 class NonFiniteError(FloatingPointError):
   """A step produced a NaN/inf loss or gradient and `train.nonfinite` is 'stop'."""
-
-
-def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      flat.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      flat[prefix + k] = v if isinstance(v, (bool, int, float, str)) else str(v)
-  return flat
 
 
 class _StepMonitor:
@@ -124,11 +116,10 @@ def _restore_or_create(config, layout, tx, manager) -> train_state_lib.TrainStat
       opt_state=item['opt_state'], rng=item['rng'])
 
 
-def _eval_model(layout: train_state_lib.Layout, state: train_state_lib.TrainState,
-                rest: Any) -> nnx.Module:
-  """The EMA network, whole on this process's first device."""
-  return nnx.merge(layout.graphdef, mesh_lib.to_local_device(state.ema_params),
-                   mesh_lib.to_local_device(rest))
+def _hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as flat TensorBoard hyper-parameters ('optim.learning_rate': 1e-4, ...)."""
+  flat = traverse_util.flatten_dict(config.to_dict(), sep='.')
+  return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat.items()}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -171,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Model: %d parameters; parameter sharding: %s.', n_params,
                config.mesh.param_sharding)
   if start_step == 0:
-    writer.write_hparams(_flatten(config.to_dict()))
+    writer.write_hparams(_hparams(config))
 
   # Update step and validation.
   train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh)
@@ -179,26 +170,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer,
       every_secs=config.logging.progress_every_secs)
-  validator = None
+  evaluator = None
   if config.eval.every_steps or config.eval.at_end:
-    validator = validation.Validator(config)
+    evaluator = evaluator_lib.Evaluator(config, mesh)
 
   def validate(state: train_state_lib.TrainState, step: int, final: bool) -> dict[str, float]:
+    """The evaluator on the EMA weights, as they lie on the mesh; the final pass writes
+    WORKDIR/eval, which `--mode=eval` of the same checkpoint reproduces."""
     with report_progress.timed('validation'):
-      result = validator.run(_eval_model(layout, state, rest))
+      model = nnx.merge(layout.graphdef, state.ema_params, rest)
+      result = evaluator.run(model, step=step, params='ema')
+    scalars = result.scalars
     logging.info('Validation at step %d: %s', step,
-                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(result.scalars.items())))
-    writer.write_scalars(step, result.scalars)
+                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(scalars.items())))
+    writer.write_scalars(step, scalars)
     if is_main:
-      writer.write_images(step, {'validation': validator.picture(result)[None]})
-      stem = workdir / 'validation' / f'step_{step:08d}'
-      validator.write_report(result, step, stem.with_suffix('.json'), stem.with_suffix('.png'))
+      writer.write_images(step, {'validation': report.picture(result)[None]})
+      report.write(result, workdir / 'validation' / f'step_{step:08d}', images=False)
       if final:
-        validator.write_report(result, step, workdir / 'results.json',
-                               workdir / 'comparison.png')
-    return result.scalars
+        report.write(result, workdir / 'eval')
+    return scalars
 
   # Loop.
+  profiler = None
+  if config.logging.profile_steps and is_main:
+    profiler = periodic_actions.Profile(
+        logdir=workdir, num_profile_steps=config.logging.profile_steps,
+        first_profile=start_step + 10, every_secs=None)
   monitor = _StepMonitor(config, checkpoint_dir, manager)
   compiled = train_step.compile_count
   last_log_time, last_log_step = time.time(), start_step
@@ -219,14 +217,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   try:
     with (preemption.StopRequest(config.checkpoint.preemption_sync_steps) as stop,
           contextlib.closing(data.iterate(start_step)) as batches):
-      for step, batch in _until_failure_after_stop(batches, stop):
-        if step >= num_steps:
+      batches = _until_failure_after_stop(batches, stop)
+      while True:
+        with report_progress.timed('data', wait_jax_async_dispatch=False):
+          step, batch = next(batches, (None, None))
+        if step is None or step >= num_steps:
           break
-        state, metrics = train_step(state, rest, mesh_lib.global_batch(batch, batch_sharding))
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          state, metrics = train_step(state, rest, mesh_lib.global_batch(batch, batch_sharding))
         monitor.add(step, metrics)
         monitor.check()
         done = step + 1
         report_progress(done)
+        if profiler is not None:
+          profiler(done)
         if train_step.compile_count != compiled:
           compiled = train_step.compile_count
           logging.info('Compiled the train step for HR %s (%d compilation(s) so far).',
@@ -244,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
         stopping = stop.should_stop(done, manager)
         val = None
-        if validator is not None and (
+        if evaluator is not None and (
             (config.eval.every_steps and done % config.eval.every_steps == 0)
             or (done == num_steps and config.eval.at_end)):
           monitor.check(all_steps=True)

@@ -16,8 +16,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from idm_jax import mesh as mesh_lib
 from idm_jax.models import idm
-from idm_jax.training import mesh as mesh_lib
 
 
 @flax.struct.dataclass

@@ -7,10 +7,10 @@ import ml_collections
 import optax
 from flax import nnx
 
+from idm_jax import mesh as mesh_lib
 from idm_jax.diffusion import objective
 from idm_jax.diffusion import schedules
 from idm_jax.training import ema as ema_lib
-from idm_jax.training import mesh as mesh_lib
 from idm_jax.training import train_state as train_state_lib
 
 Batch = dict[str, jax.Array]  # lr (B, h, w, 3), hr (B, H, W, 3) in [-1, 1]; p (B,).

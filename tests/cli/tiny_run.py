@@ -7,18 +7,19 @@ import numpy as np
 from flax import nnx
 
 from idm_jax.checkpoints import store
-from idm_jax.cli.config_file import load_config
+from idm_jax.config import loading
 from idm_jax.models.idm import IDM
 
 CONFIG_SOURCE = textwrap.dedent('''
-    from idm_jax.models import config as model_config
-    from idm_jax.training import config as training_config
+    from idm_jax.config import model as model_config
+    from idm_jax.config import experiment as training_config
 
     def get_config(variant=''):
       c = training_config.default_config()
       c.model = model_config.tiny_model_config()
       c.sampler.name, c.sampler.steps = 'ddim', 2
       c.sampler.tile_size, c.sampler.tile_overlap = 32, 4
+      c.data.lr_size, c.data.min_hr_size, c.data.max_hr_size = 8, 8, 32  # x1 .. x4.
       c.data.eval.crop_size = 24  # The embedded validation photos, center 24x24.
       c.eval.scales = (2.0, 6.0)  # In and beyond the training range (model.max_scale = 4).
       if variant == 'wider':
@@ -38,7 +39,7 @@ def write_checkpoint(directory: pathlib.Path, config_path: pathlib.Path) -> path
 
   Filled from NumPy: random initialisation of the network takes a minute on two CPU cores.
   """
-  config = load_config(str(config_path))
+  config = loading.load(str(config_path))
   params = nnx.state(nnx.eval_shape(lambda: IDM(config.model, rngs=nnx.Rngs(0))), nnx.Param)
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)

@@ -4,7 +4,7 @@ import os
 import pytest
 from PIL import Image
 
-from idm_jax.data import config as config_lib
+from idm_jax.config import data as config_lib
 
 
 @pytest.fixture

@@ -79,12 +79,12 @@ def test_eval_skips_and_counts_bad_images(write_folder, folder_config, caplog):
   cfg = folder_config('', max_bad_fraction=0.5)
   cfg.eval.path = folder
   with caplog.at_level(logging.WARNING):
-    out = pipeline.eval_pairs(cfg, [2])
+    out = pipeline.eval_pairs(cfg, [2], num_images=100)
   assert [d['name'] for d in out] == ['0000_x2', '0002_x2', '0003_x2']
   assert bad in caplog.text
   cfg.max_bad_fraction = 0.1
   with pytest.raises(bad_data.BadDataError):
-    pipeline.eval_pairs(cfg, [2])
+    pipeline.eval_pairs(cfg, [2], num_images=100)
 
 
 def test_empty_or_missing_folder_says_what_to_do(tmp_path, folder_config):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from idm_jax.config import data as config_lib
 from idm_jax.data import buckets
-from idm_jax.data import config as config_lib
 from idm_jax.data import sampling
 
 

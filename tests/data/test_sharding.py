@@ -2,9 +2,9 @@
 import jax
 import numpy as np
 
-from idm_jax.data import config as config_lib
+from idm_jax import mesh as mesh_lib
+from idm_jax.config import data as config_lib
 from idm_jax.data import pipeline
-from idm_jax.training import mesh as mesh_lib
 
 
 def test_global_batch_shards_the_batch_axis():

@@ -28,7 +28,7 @@ def test_mock_celeb_a_hq_with_manual_dir(tmp_path, folder_config):
       batch = pipe.batch(step)
       assert batch['lr'].shape == (4, 16, 16, 3)
       assert batch['hr'].shape[1] in pipe.hr_sizes
-    pairs = pipeline.eval_pairs(cfg, [8])
+    pairs = pipeline.eval_pairs(cfg, [8], num_images=100)
   assert len(pairs) == 6 and pairs[0]['lr'].shape == (16, 16, 3)
   assert pairs[0]['hr'].shape == (128, 128, 3) and pairs[0]['name'] == '000000_x8'
 
@@ -49,7 +49,7 @@ def test_mock_div2k_uses_its_official_lr_images(folder_config):
     hr, lr = _to_uint8(batch['hr']), _to_uint8(batch['lr'])
     for i in range(4):
       np.testing.assert_array_equal(hr[i], np.kron(lr[i], np.ones((4, 4, 1), np.uint8)))
-    pairs = pipeline.eval_pairs(cfg, [4, 2])
+    pairs = pipeline.eval_pairs(cfg, [4, 2], num_images=100)
   official, degraded = pairs[0], pairs[1]
   np.testing.assert_array_equal(_to_uint8(official['hr']),
                                 np.kron(_to_uint8(official['lr']), np.ones((4, 4, 1))))
@@ -108,5 +108,5 @@ def test_dataset_prepared_from_local_files(tmp_path, folder_config):
     hr = pipe.batch(0)['hr']
     seen += np.round((hr.mean(axis=(1, 2, 3)) + 1) * 127.5 / 3).astype(int).tolist()
   assert sorted(seen) == list(range(6))  # One epoch: every record once, over both hosts.
-  names = [d['name'] for d in pipeline.eval_pairs(cfg, [2])]
+  names = [d['name'] for d in pipeline.eval_pairs(cfg, [2], num_images=100)]
   assert names == ['000000_x2', '000001_x2']

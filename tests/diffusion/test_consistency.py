@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from idm_jax.config import diffusion as config
 from idm_jax.data import degradation
 from idm_jax.data import imresize
-from idm_jax.diffusion import config
 from idm_jax.diffusion import consistency
 from idm_jax.diffusion import sampling
 from tests.diffusion import stand_in

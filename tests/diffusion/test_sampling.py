@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idm_jax.diffusion import config
+from idm_jax.config import diffusion as config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import scan_loop
 from idm_jax.diffusion import schedules
@@ -122,3 +122,24 @@ def test_requests_grouped_one_compile_per_size_and_batch_independent(model):
     alone = sampling.sample(model, lr, out_hw, p, jax.random.fold_in(key, i), sampler, diffusion)
     assert grouped[i].shape == (lr.shape[0], *out_hw, 3)
     np.testing.assert_allclose(grouped[i], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize('name,tiled', [('ddim', False), ('dpm_solver++', True)])
+def test_mean_of_k_is_the_mean_of_k_samples_from_split_keys(model, name, tiled):
+  sampler = _sampler(name, eta=1.0, mean_of=3, tile_size=10, tile_overlap=4)
+  keys = jax.random.split(jax.random.key(3), 2)
+  mean = sampling.sample(model, _lr(), (16, 16), P, keys, sampler, _diffusion(), tiled=tiled)
+  single = _sampler(name, eta=1.0, tile_size=10, tile_overlap=4)
+  draws = [sampling.sample(model, _lr()[b:b + 1].repeat(3, axis=0), (16, 16),
+                           jnp.full((3,), P[b]), jax.random.split(keys[b], 3), single,
+                           _diffusion(), tiled=tiled) for b in range(2)]
+  assert mean.shape == (2, 16, 16, 3)
+  float_rounding.assert_equal_to_rounding(mean, jnp.stack([d.mean(axis=0) for d in draws]))
+  assert float(jnp.abs(draws[0][0] - draws[0][1]).max()) > 1e-3  # The draws differ.
+
+
+def test_mean_of_needs_a_positive_count_and_no_trajectory(model):
+  for fields in ({'mean_of': 0}, {'mean_of': 2, 'trajectory_every': 1}):
+    with pytest.raises(ValueError, match='mean_of'):
+      sampling.sample(model, _lr(), (16, 16), P, jax.random.key(0), _sampler('ddim', **fields),
+                      _diffusion())

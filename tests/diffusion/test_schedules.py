@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from idm_jax.diffusion import config
+from idm_jax.config import diffusion as config
 from idm_jax.diffusion import schedules
 
 T, START, END = 300, 1e-6, 1e-2

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from idm_jax.diffusion import config
+from idm_jax.config import diffusion as config
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from idm_jax.diffusion import config
+from idm_jax.config import diffusion as config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
 from tests import float_rounding

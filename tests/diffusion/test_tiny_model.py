@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from idm_jax.diffusion import config
+from idm_jax.config import diffusion as config
+from idm_jax.config.model import tiny_model_config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
-from idm_jax.models.config import tiny_model_config
 from idm_jax.models.idm import IDM
 from tests import float_rounding
 from tests.diffusion import reference
@@ -21,6 +21,7 @@ from tests.diffusion import stand_in
 T = 50
 _DENOISE_GAMMAS = []  # Every gamma (B,) the network was run at, in call order.
 _CONDITION_CALLS = []
+_CONDITION_TRACES = []
 
 
 def _tiny_idm() -> IDM:
@@ -51,6 +52,7 @@ class _Counted(nnx.Module):
 
   @chex.assert_max_traces(n=1)
   def condition(self, lr, out_hw, p):
+    _CONDITION_TRACES.append(tuple(out_hw))  # Python runs here only while tracing.
     jax.debug.callback(lambda: _CONDITION_CALLS.append(1))
     return self.model.condition(lr, out_hw, p)
 
@@ -78,6 +80,7 @@ def _fresh_counters():
   chex.clear_trace_counter()
   _DENOISE_GAMMAS.clear()
   _CONDITION_CALLS.clear()
+  _CONDITION_TRACES.clear()
 
 
 def _diffusion():
@@ -125,6 +128,8 @@ def test_one_trace_per_shape(model, out_hw):
   sampler, diffusion = _sampler('dpm_solver++'), _diffusion()
   for seed, p in [(0, P), (1, P[::-1]), (2, P)]:  # New keys and scales: no retrace.
     sampling.sample(model, LR, out_hw, p, jax.random.key(seed), sampler, diffusion)
+  assert _CONDITION_TRACES.count(out_hw) <= 1  # chex also raises on a second trace.
+  assert len(_CONDITION_CALLS) == 3  # Three runs, each conditioning once.
 
 
 def test_one_tile_equals_untiled(model):

@@ -1,4 +1,4 @@
-"""`evaluate` end to end on a tiny random checkpoint, over the 8 simulated CPU devices."""
+"""The evaluator end to end on a tiny random checkpoint, over the 8 simulated CPU devices."""
 import csv
 import json
 import math
@@ -8,10 +8,13 @@ import pytest
 from PIL import Image
 
 from idm_jax.cli import main as cli
-from idm_jax.cli.config_file import load_config
+from idm_jax.config import loading
+from idm_jax.data import image_io
+from idm_jax.data import imresize
 from idm_jax.data import pipeline
-from idm_jax.evaluation import evaluate as evaluate_lib
+from idm_jax.evaluation import evaluator as evaluator_lib
 from idm_jax.evaluation import metrics
+from idm_jax.evaluation import report
 from tests.cli import tiny_run
 
 
@@ -27,13 +30,14 @@ def evaluated(run_dir, tmp_path_factory):
   """Scales 2 and 6 (config), 2 samples per input: 8 requests per size, one compile each."""
   config_path, checkpoint = run_dir
   out = tmp_path_factory.mktemp('eval')
-  results = evaluate_lib.evaluate(load_config(str(config_path)), checkpoint, out, num_samples=2)
-  return load_config(str(config_path)), out, results
+  config = loading.load(str(config_path), ['--config.eval.num_samples=2'])
+  result = evaluator_lib.evaluate_checkpoint(config, checkpoint)
+  report.write(result, out)
+  return config, out, json.loads((out / 'metrics.json').read_text())
 
 
 def test_writes_json_csv_and_images(evaluated):
   _, out, results = evaluated
-  assert json.loads((out / 'metrics.json').read_text()) == results
   assert results['step'] == 7 and results['params'] == 'ema' and results['num_devices'] == 8
   assert [s['scale'] for s in results['scales']] == [2.0, 6.0]
   with open(out / 'metrics.csv', newline='') as f:
@@ -43,7 +47,7 @@ def test_writes_json_csv_and_images(evaluated):
   for entry in results['scales']:
     assert entry['num_images'] == 2
     scale_rows = [r for r in rows if float(r['scale']) == entry['scale']]
-    for column in evaluate_lib.COLUMNS:
+    for column in evaluator_lib.COLUMNS:
       values = [float(r[column]) for r in scale_rows[:-1]]
       assert all(math.isfinite(v) for v in values), column
       assert float(scale_rows[-1][column]) == pytest.approx(np.mean(values), rel=1e-12)
@@ -58,12 +62,12 @@ def test_writes_json_csv_and_images(evaluated):
 def test_metrics_match_the_written_pngs(evaluated):
   """Independent of the evaluator's arrays: recompute from the PNG files and fresh HR/LR pairs."""
   config, out, results = evaluated
-  pairs = {p['name']: p for p in pipeline.eval_pairs(config.data, [2.0, 6.0])}
+  pairs = {p['name']: p for p in pipeline.eval_pairs(config.data, [2.0, 6.0], 2)}
   for entry in results['scales']:
     for record in entry['images']:
       pair = pairs[record['image']]
       crop = math.ceil(entry['scale'])
-      srs = [metrics.from_uint8(np.asarray(Image.open(out / name))) for name in record['files']]
+      srs = [image_io.to_model_range(np.asarray(Image.open(out / name))) for name in record['files']]
       psnr = [metrics.psnr(sr, pair['hr'], crop_border=crop) for sr in srs]
       psnr_y = [metrics.psnr(sr, pair['hr'], crop_border=crop, y_channel=True) for sr in srs]
       lr_cons = [metrics.lr_consistency(sr, pair['lr']) for sr in srs]
@@ -105,8 +109,37 @@ def test_a_sample_does_not_depend_on_its_batch(run_dir, evaluated, tmp_path):
   """One sample per input batches the requests differently from two; sample 0 is unchanged."""
   config, out, _ = evaluated
   _, checkpoint = run_dir
-  evaluate_lib.evaluate(config, checkpoint, tmp_path, scales=[6.0], num_samples=1)
+  config = loading.load(str(run_dir[0]), ['--config.eval.scales=(6.0,)'])
+  report.write(evaluator_lib.evaluate_checkpoint(config, checkpoint), tmp_path)
   for name in ('coffee_x6_s0.png', 'rocket_x6_s0.png'):
     with Image.open(tmp_path / 'images' / name) as alone, Image.open(out / 'images' / name) as two:
       # PNG rounding to 1/255 may flip a value where the float lies on a rounding boundary.
       assert np.abs(np.asarray(alone, np.int16) - np.asarray(two, np.int16)).max() <= 1
+
+
+def test_bicubic_baseline_and_picture(evaluated):
+  config, out, results = evaluated
+  pairs = {p['name']: p for p in pipeline.eval_pairs(config.data, [2.0, 6.0], 2)}
+  for entry in results['scales']:
+    for record in entry['images']:
+      pair = pairs[record['image']]
+      upsampled = np.clip(imresize.imresize(pair['lr'], output_hw=pair['hr'].shape[:2]), -1, 1)
+      bicubic = metrics.psnr(upsampled, pair['hr'], crop_border=math.ceil(entry['scale']))
+      assert record['bicubic']['psnr'] == pytest.approx(bicubic, abs=1e-9)
+    assert entry['bicubic']['psnr'] == pytest.approx(
+        np.mean([r['bicubic']['psnr'] for r in entry['images']]), rel=1e-12)
+  with Image.open(out / 'comparison.png') as picture:
+    # Rows per pair (24x24 crops at x2 and x6 -> 24 and 24 high), LR | bicubic | IDM | HR.
+    assert picture.size[0] == 4 * 24 + 3 * 2
+
+
+def test_unknown_override_is_a_one_line_error(run_dir, tmp_path, capsys):
+  config_path, checkpoint = run_dir
+  status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
+                    '--config.sampler.stepz=3'])
+  assert status == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'stepz' in err
+  status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
+                    '--config.eval.num_samples=0'])
+  assert status == 2 and 'eval.num_samples' in capsys.readouterr().err

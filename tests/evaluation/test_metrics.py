@@ -8,6 +8,7 @@ import pytest
 from skimage import color
 from skimage import metrics as skmetrics
 
+from idm_jax.data import image_io
 from idm_jax.evaluation import metrics
 
 
@@ -70,8 +71,8 @@ def test_unquantized_metrics_match_skimage_on_floats():
 
 def test_psnr_of_constant_offset():
   target = np.full((16, 16, 3), -0.5, np.float32)
-  pred = metrics.from_uint8(
-      metrics.to_uint8_range(target).astype(np.uint8) + np.uint8(3))
+  pred = image_io.to_model_range(
+      image_io.from_model_range(target).astype(np.uint8) + np.uint8(3))
   np.testing.assert_allclose(
       metrics.psnr(pred, target), 20 * np.log10(255 / 3), atol=1e-10)
   np.testing.assert_allclose(
@@ -96,13 +97,13 @@ def test_y_of_pure_colours():
 
 def test_range_conversions():
   levels = np.arange(256, dtype=np.uint8)[None, :, None]
-  signed = metrics.from_uint8(levels)
+  signed = image_io.to_model_range(levels)
   assert signed.min() == -1.0 and signed.max() == 1.0
-  np.testing.assert_array_equal(metrics.to_uint8_range(signed), levels)
+  np.testing.assert_array_equal(image_io.from_model_range(signed), levels)
   np.testing.assert_array_equal(
-      metrics.to_uint8_range(np.array([-3.0, 0.0, 3.0])), [0, 128, 255])
-  assert metrics.to_uint8_range(np.array([0.0]), quantize=False)[0] == 127.5
-  with pytest.raises(TypeError, match="from_uint8"):
+      image_io.from_model_range(np.array([-3.0, 0.0, 3.0])), [0, 128, 255])
+  assert image_io.from_model_range(np.array([0.0]), quantize=False)[0] == 127.5
+  with pytest.raises(TypeError, match="to_model_range"):
     metrics.psnr(levels, levels)
 
 
@@ -141,8 +142,8 @@ def test_lr_consistency_uses_imresize_contract(monkeypatch):
   fake.imresize = _box_downsample
   monkeypatch.setitem(sys.modules, "idm_jax.data.imresize", fake)
   rng = np.random.default_rng(3)
-  sr = metrics.from_uint8(rng.integers(0, 256, (2, 12, 8, 3), np.uint8))
-  lr = metrics.from_uint8(rng.integers(0, 256, (2, 3, 2, 3), np.uint8))
+  sr = image_io.to_model_range(rng.integers(0, 256, (2, 12, 8, 3), np.uint8))
+  lr = image_io.to_model_range(rng.integers(0, 256, (2, 3, 2, 3), np.uint8))
   sr01, lr01 = (sr + 1) / 2, (lr + 1) / 2
   expected = [np.mean((_box_downsample(s, (3, 2)) - l) ** 2) * 1e5
               for s, l in zip(sr01, lr01)]

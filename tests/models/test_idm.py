@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from idm_jax.models import config as model_config
+from idm_jax.config import model as model_config
 from idm_jax.models.idm import IDM, count_params
 from idm_jax.models.implicit_upsampler import ImplicitUpsampler
 from idm_jax.models.lr_conditioning import normalise_scale_weights
-from idm_jax.models.scale import scale_to_p
+from idm_jax.scale import scale_to_p
 
 
 def _rngs(seed: int) -> nnx.Rngs:

@@ -5,8 +5,8 @@ import time
 import ml_collections
 import numpy as np
 
+from idm_jax.config import experiment as config_lib
 from idm_jax.data import pipeline
-from idm_jax.training import config as config_lib
 
 
 def micro_config() -> ml_collections.ConfigDict:
@@ -34,7 +34,7 @@ def micro_config() -> ml_collections.ConfigDict:
   d.max_hr_size = 16
   d.num_workers = 0
   d.prefetch = 2
-  d.eval.max_images = 1
+  c.eval.num_images = 1
   d.eval.crop_size = 16
   c.train.batch_size = 8
   c.train.num_steps = 8

@@ -5,7 +5,7 @@ import pathlib
 import ml_collections
 import pytest
 
-from idm_jax.training import config as config_lib
+from idm_jax.config import experiment as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))

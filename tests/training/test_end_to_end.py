@@ -1,12 +1,17 @@
-"""A short run through `train_and_evaluate`: the loss falls, logs and validation are written."""
+"""A short run through `train_and_evaluate`: the loss falls, logs and validation are written,
+and `idm-jax evaluate` of its checkpoint reports what its validation did."""
 import json
+import pathlib
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from idm_jax.cli import main as cli
 from idm_jax.training import train
 from tests.training import common
+
+MICRO_CONFIG = pathlib.Path(__file__).with_name('micro_config.py')
 
 
 def scalars(workdir) -> dict[str, list[tuple[int, float]]]:
@@ -37,9 +42,20 @@ def test_short_run_learns_and_reports(tmp_path):
     assert tag in tags, tag
   assert [v for _, v in tags['compile_count']] == [1.0] * 6  # One HR bucket: one compile.
 
-  report = json.loads((tmp_path / 'results.json').read_text())
-  assert report['step'] == 60 and set(report['scales']) == {'x2'}
-  assert {'idm', 'bicubic', 'images'} <= set(report['scales']['x2'])
-  picture = np.asarray(Image.open(tmp_path / 'comparison.png'))
+  report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+  assert report['step'] == 60 and [s['scale'] for s in report['scales']] == [2.0]
+  picture = np.asarray(Image.open(tmp_path / 'eval' / 'comparison.png'))
   assert picture.shape == (16, 4 * 16 + 3 * 2, 3)  # LR | bicubic | IDM | HR, 2-pixel gaps.
   assert (tmp_path / 'checkpoints' / '60').is_dir()
+
+  # The same checkpoint through the command line: the numbers of the training's validation.
+  out = tmp_path / 'cli_eval'
+  assert cli.run(['evaluate', '--config', str(MICRO_CONFIG), '--checkpoint',
+                  str(tmp_path / 'checkpoints'), '--output', str(out)]) == 0
+  again = json.loads((out / 'metrics.json').read_text())
+  assert again['step'] == 60
+  got, expected = again['scales'][0], report['scales'][0]
+  assert [r['image'] for r in got['images']] == [r['image'] for r in expected['images']]
+  for column in ('psnr_mean', 'ssim_mean', 'lr_consistency_mean'):
+    np.testing.assert_allclose(got['mean'][column], expected['mean'][column], rtol=1e-6)
+  np.testing.assert_allclose(got['mean']['psnr_mean'], tags['val_psnr_x2'][-1][1], rtol=1e-6)

@@ -6,9 +6,9 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from idm_jax import mesh as mesh_lib
 from idm_jax.checkpoints import store
 from idm_jax.data import pipeline
-from idm_jax.training import mesh as mesh_lib
 from idm_jax.training import optimizer
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib

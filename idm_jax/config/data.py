@@ -1,9 +1,10 @@
 """The data config: every field the input pipeline reads, with its default, and its checks."""
 import ml_collections
 
-from idm_jax.data.degradation import DEGRADATIONS
 
 SOURCES = ('embedded', 'folder', 'tfds')
+# How an LR image is made from its HR image (data/degradation.py implements each).
+DEGRADATIONS = ('matlab_bicubic', 'pil_bicubic')
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -42,7 +43,6 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.eval.path = ''  # source='folder': validation images.
   c.eval.lr_path = ''  # source='folder': official validation LR images ('' = degrade the HR).
   c.eval.split = 'validation'  # source='tfds': validation split.
-  c.eval.max_images = 100  # First images of the validation set that are used.
   c.eval.crop_size = 0  # HR center crop side; 0 = the full image.
   return c
 

@@ -8,11 +8,9 @@ from typing import Any
 
 import ml_collections
 
-from idm_jax.data import config as data_config_lib
-from idm_jax.diffusion import config as diffusion_config_lib
-from idm_jax.diffusion import consistency
-from idm_jax.models import config as model_config_lib
-from idm_jax.models import idm
+from idm_jax.config import data as data_config_lib
+from idm_jax.config import diffusion as diffusion_config_lib
+from idm_jax.config import model as model_config_lib
 
 PARAM_SHARDINGS = ('replicated', 'fsdp')
 NONFINITE = ('stop', 'skip')
@@ -63,12 +61,17 @@ def default_config() -> ml_collections.ConfigDict:
   c.logging = ml_collections.ConfigDict()
   c.logging.log_every_steps = 200
   c.logging.progress_every_secs = 60.0
+  c.logging.profile_steps = 0  # > 0: a profiler trace of this many steps from step 10 (TensorBoard).
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.every_steps = 3000  # Validation pass; 0 = only at the end.
+  # One evaluator serves validation during training, `--mode=eval` and `idm-jax evaluate`: the
+  # same images, scales, keys and metrics, so the numbers agree wherever they are computed.
+  c.eval.every_steps = 3000  # Validation pass during training; 0 = only at the end.
+  c.eval.at_end = True  # Final pass of training: WORKDIR/eval, as `--mode=eval` writes it.
   c.eval.scales = (8.0,)  # The official face validation: LR 16 -> HR 128.
-  c.eval.num_images = 8  # The first images of the data.eval set (which also sets their crop).
-  c.eval.at_end = True  # Final pass: results.json and comparison.png in the workdir.
+  c.eval.num_images = 8  # The first images of the data.eval set (data.eval.crop_size crops them).
+  c.eval.num_samples = 1  # Samples per image and scale (metrics: mean and spread over them).
+  c.eval.per_device_batch = 8  # Requests per device in one sampling call.
   return c
 
 
@@ -125,13 +128,13 @@ def _choice(path: str, value: str, choices: tuple[str, ...]) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Schema, then the consistency rules of each section; errors name the field to fix."""
   check_schema(config, default_config())
-  idm.validate_model_config(config.model)
+  model_config_lib.validate(config.model)
   data_config_lib.check(config.data)
   _choice('train.nonfinite', config.train.nonfinite, NONFINITE)
   _choice('optim.name', config.optim.name, OPTIMIZERS)
   _choice('optim.schedule', config.optim.schedule, LR_SCHEDULES)
   _choice('mesh.param_sharding', config.mesh.param_sharding, PARAM_SHARDINGS)
-  _choice('sampler.consistency', config.sampler.consistency, ('auto', *consistency.METHODS))
+  _choice('sampler.consistency', config.sampler.consistency, ('auto', *diffusion_config_lib.CONSISTENCY_METHODS))
   positive = {'train.batch_size': config.train.batch_size, 'train.num_steps': config.train.num_steps,
               'optim.learning_rate': config.optim.learning_rate,
               'checkpoint.every_steps': config.checkpoint.every_steps,
@@ -147,8 +150,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError('optim.weight_decay is only applied by optim.name = "adamw".')
   if config.optim.warmup_steps < 0 or config.eval.every_steps < 0:
     raise ValueError('optim.warmup_steps and eval.every_steps must be >= 0.')
-  if config.eval.num_images < 1:
-    raise ValueError(f'eval.num_images = {config.eval.num_images} must be >= 1.')
+  for field in ('num_images', 'num_samples', 'per_device_batch'):
+    if config.eval[field] < 1:
+      raise ValueError(f'eval.{field} = {config.eval[field]} must be >= 1.')
+  if config.logging.profile_steps < 0:
+    raise ValueError(f'logging.profile_steps = {config.logging.profile_steps} must be >= 0.')
   if config.mesh.data == 0 or config.mesh.data < -1:
     raise ValueError(f'mesh.data = {config.mesh.data}: a device count, or -1 for all.')
   if any(s < 1 for s in config.eval.scales) or not config.eval.scales:

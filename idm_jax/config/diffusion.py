@@ -1,6 +1,11 @@
 """Diffusion hyper-parameters: the fields `config.diffusion` and `config.sampler` hold."""
 import ml_collections
 
+from idm_jax.config.data import DEGRADATIONS
+
+# sampler.consistency: no projection, or the degradation whose inverse the projection uses.
+CONSISTENCY_METHODS = ('none', *DEGRADATIONS)
+
 
 def default_diffusion_config() -> ml_collections.ConfigDict:
   """The official face schedule (`beta_schedule` of configs/ffhq_liifsr3_scaler_16_128.json)."""
@@ -27,6 +32,9 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   # 'auto' = the training data's (data.degradation) | 'none' | 'matlab_bicubic' | 'pil_bicubic'.
   c.consistency = 'auto'
   c.clip_x0 = True  # Clip the predicted x0 to [-1, 1] at every step (the official DDPM does).
+  # k > 1: each output is the mean of k samples (k times the work): an estimate of the posterior
+  # mean, which trades detail for PSNR (less noise, the least squared error); 1: one sample.
+  c.mean_of = 1
   c.trajectory_every = 0  # k > 0: `sample` also returns x_t and the predicted x0 every k steps.
   # Tiling: outputs larger than `tile_size` on either side are sampled as overlapping tiles.
   c.tile_size = 256  # HR pixels per tile side.

@@ -1,6 +1,8 @@
 """Model hyper-parameters: the fields `IDM` reads from `config.model`."""
 import ml_collections
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
 
 def default_model_config() -> ml_collections.ConfigDict:
   """The official face model (configs/ffhq_16_128.py in the official release)."""
@@ -45,3 +47,18 @@ def tiny_model_config() -> ml_collections.ConfigDict:
   c.implicit_hidden = (16,)
   c.max_scale = 4.0
   return c
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Fail early, naming the field, on settings the network cannot be built with."""
+  if len(cfg.channel_multiplier) < 2:
+    raise ValueError('model.channel_multiplier needs at least two levels (one upsampling).')
+  if cfg.res_blocks < 1:
+    raise ValueError(f'model.res_blocks={cfg.res_blocks}: the U-Net needs >= 1 block per level.')
+  for m in (1, *cfg.channel_multiplier):
+    if (cfg.inner_channel * m) % cfg.norm_groups:
+      raise ValueError(f'model.norm_groups={cfg.norm_groups} does not divide '
+                       f'{cfg.inner_channel * m} channels; pick a divisor of inner_channel.')
+  if cfg.compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f'model.compute_dtype={cfg.compute_dtype!r}: use one of '
+                     f'{list(COMPUTE_DTYPES)}.')

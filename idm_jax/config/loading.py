@@ -1,0 +1,64 @@
+"""The one way a config file becomes an experiment config: load, override, validate.
+
+`python -m idm_jax.main` and every `idm-jax` command read `--config path.py[:arg]` and any
+`--config.FIELD=value` overrides through ml_collections' `config_flags`, then `validate` the
+result: an unknown field, a value of the wrong type or an inconsistent setting stops the program
+before anything starts, with one line naming the field.
+"""
+from collections.abc import Sequence
+
+from absl import flags
+import ml_collections
+from ml_collections import config_flags
+
+from idm_jax.config import experiment
+
+OVERRIDE_PREFIX = '--config.'
+
+
+class ConfigError(ValueError):
+  """A config file, override or value that cannot be used; the message names the fix."""
+
+
+def define_config_flag(flag_values: flags.FlagValues = flags.FLAGS,
+                       argv: Sequence[str] | None = None) -> None:
+  """`--config` (a configs/*.py file) with its `--config.FIELD=value` overrides, which
+  config_flags reads from `argv` (default: sys.argv)."""
+  config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
+                                  flag_values=flag_values, lock_config=True,
+                                  sys_argv=None if argv is None else list(argv))
+
+
+def parse(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
+  """absl parsing of `argv` with `--config` errors turned into one-line ConfigErrors."""
+  try:
+    return flag_values(list(argv))
+  except (AttributeError, KeyError) as e:
+    # config_flags raises these, with just the missing name, for an unknown --config.FIELD.
+    name = (str(e.args[0]) if e.args else str(e)).strip('\'"')
+    bad = [a for a in argv if a.startswith(OVERRIDE_PREFIX) and name in a] or list(argv[1:])
+    raise ConfigError(f'{" ".join(bad)}: the config has no field {name!r}; see the config file '
+                      'for the fields that exist.') from None
+  except flags.Error as e:
+    raise ConfigError(str(e)) from None
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`experiment.validate`, its errors as ConfigErrors; returns the config."""
+  try:
+    experiment.validate(config)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f'invalid config: {e}') from None
+  return config
+
+
+def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """`path/config.py[:arg]` with `--config.FIELD=value` overrides -> a validated config."""
+  for arg in overrides:
+    if not arg.startswith(OVERRIDE_PREFIX):
+      raise ConfigError(f'{arg}: overrides look like --config.FIELD=value.')
+  argv = ['idm-jax', f'--config={spec}', *overrides]
+  flag_values = flags.FlagValues()
+  define_config_flag(flag_values, argv)
+  parse(flag_values, argv)
+  return validate(flag_values.config)

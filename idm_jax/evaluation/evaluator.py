@@ -1,0 +1,182 @@
+"""The one evaluation: the config's validation images at its scales, sampled over the mesh.
+
+Training's periodic validation, `python -m idm_jax.main --mode=eval` and `idm-jax evaluate` all
+run `Evaluator`, so they measure the same pairs with the same noise and report the same numbers.
+Every number comes from `metrics.image_metrics` on the 8-bit images that are written as PNGs:
+  psnr, ssim       RGB, peak 255, `ceil(scale)` pixels cropped from every edge (basicsr);
+  psnr_y, ssim_y   BT.601 luma (MATLAB `rgb2ycbcr`), the same crop;
+  lr_consistency   MSE(bicubic_down(SR), LR) on [0, 1], reported x 1e5 (SR3, IDM), no crop.
+SSIM uses the 11x11 Gaussian window, sigma 1.5. Each input is sampled `eval.num_samples` times:
+`<metric>_mean` and `<metric>_std` are the mean and the population std over those samples. A
+scale's `mean` row is the mean of each column over its images (its `_std`: the mean spread).
+The network's scale input is that of the real pair, `output_scale(lr_hw, hr_hw)`.
+"""
+import dataclasses
+import os
+import time
+import zlib
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
+
+from idm_jax import mesh as mesh_lib
+from idm_jax.checkpoints import inference_model
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.data import imresize as imresize_lib
+from idm_jax.data import pipeline
+from idm_jax.diffusion import sampling
+from idm_jax.evaluation import metrics
+from idm_jax.scale import output_scale, scale_to_p
+
+METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'lr_consistency')
+COLUMNS = tuple(f'{m}_{stat}' for m in METRICS for stat in ('mean', 'std'))
+CONVENTIONS = {
+    'psnr': 'RGB, 8-bit, peak 255, ceil(scale) px cropped from each edge',
+    'ssim': 'RGB, 8-bit, 11x11 Gaussian window (sigma 1.5), ceil(scale) px cropped',
+    'psnr_y': 'BT.601 Y (MATLAB rgb2ycbcr), 8-bit, ceil(scale) px cropped',
+    'ssim_y': 'BT.601 Y, 8-bit, 11x11 Gaussian window (sigma 1.5), ceil(scale) px cropped',
+    'lr_consistency': 'MSE(MATLAB bicubic down(SR), LR) on [0, 1] x 1e5, no crop',
+    '_mean/_std': 'mean and population std over the samples of one input; a scale\'s mean row '
+                  'averages each column over its images',
+    'bicubic': 'MATLAB imresize of the LR input, measured the same way',
+}
+# Seed offset of the sampling noise, so it differs from the training noise of the same seed.
+_EVAL_STREAM = 0x7A11D
+
+
+@dataclasses.dataclass
+class Result:
+  """One pass: the report (what metrics.json holds), and per pair its pair and SR samples."""
+  report: dict[str, Any]
+  pairs: list[dict[str, Any]]
+  samples: list[list[np.ndarray]]  # Per pair, its samples (H, W, 3) float32 in [-1, 1].
+  bicubic: list[np.ndarray]  # Per pair, the bicubic upsampling of its LR.
+
+  @property
+  def scalars(self) -> dict[str, float]:
+    """TensorBoard scalars: per scale `val_<metric>_x<scale>` (and `_bicubic`), and overall."""
+    out = {}
+    for entry in self.report['scales']:
+      label = f'x{entry["scale"]:g}'
+      for m in METRICS:
+        out[f'val_{m}_{label}'] = entry['mean'][f'{m}_mean']
+        out[f'val_{m}_{label}_bicubic'] = entry['bicubic'][m]
+    records = [r for entry in self.report['scales'] for r in entry['images']]
+    for m in ('psnr', 'ssim'):
+      out[f'val_{m}'] = float(np.mean([r[f'{m}_mean'] for r in records]))
+    return out
+
+
+def _name_id(pair: dict) -> int:
+  """A stable 31-bit number for a pair's name (`coffee_x2`), for its sampling keys."""
+  return zlib.crc32(pair['name'].encode()) & 0x7FFFFFFF
+
+
+def sample_file(pair: dict, k: int) -> str:
+  """Where report.write puts sample k of a pair, relative to the report folder."""
+  return f'images/{pair["name"]}_s{k}.png'
+
+
+def _measure(sr: np.ndarray, pair: dict[str, Any]) -> dict[str, float]:
+  return metrics.image_metrics(sr, pair['hr'], pair['lr'],
+                               crop_border=metrics.crop_border_for_scale(pair['scale']))
+
+
+class Evaluator:
+  """The validation pairs of a config, their bicubic baselines, and the sampling over a mesh."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh: Mesh):
+    self._config = config
+    self._mesh = mesh
+    self._sampler = diffusion_config.resolve_sampler(config)
+    self._sampler.trajectory_every = 0
+    self.pairs = pipeline.eval_pairs(config.data, config.eval.scales, config.eval.num_images)
+    self.bicubic = [np.clip(imresize_lib.imresize(p['lr'], output_hw=p['hr'].shape[:2]), -1, 1)
+                    for p in self.pairs]
+    self._bicubic_metrics = [_measure(b, p) for b, p in zip(self.bicubic, self.pairs)]
+    self._compiled = set()  # Sampling programs compiled on every process (multi-process runs).
+
+  def _samples(self, model: nnx.Module) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yields (pair index, sample index, SR float32 (H, W, 3)) for every sample of every pair.
+
+    Requests of one (LR size, HR size) run in calls of one batch size (one compile per size):
+    at most `eval.per_device_batch` per device, padded to a multiple of the device count, split
+    over 'data'. Sample j of a pair uses the key `fold_in(fold_in(key, crc32(pair name)), j)`,
+    so it does not depend on the batch size, the device count or the other requests.
+    """
+    cfg = self._config
+    mesh = self._mesh
+    key = jax.random.fold_in(jax.random.key(cfg.seed), _EVAL_STREAM)
+    batch_sharding = mesh_lib.batch_sharding(mesh)
+    groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+    for i, pair in enumerate(self.pairs):
+      size = (pair['lr'].shape, pair['hr'].shape)
+      groups.setdefault(size, []).extend((i, j) for j in range(cfg.eval.num_samples))
+    for (lr_shape, hr_shape), items in groups.items():
+      batch = min(-(-len(items) // mesh.size), cfg.eval.per_device_batch) * mesh.size
+      for start in range(0, len(items), batch):
+        part = items[start:start + batch]
+        padded = part + [part[-1]] * (batch - len(part))  # Padding outputs are dropped.
+        lr = np.stack([self.pairs[i]['lr'] for i, _ in padded])
+        p = np.array([scale_to_p(output_scale(lr_shape[:2], hr_shape[:2]), model.config.max_scale)
+                      for _ in padded], np.float32)
+        keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(key, _name_id(self.pairs[i])), j)
+                          for i, j in padded])
+        keys = np.asarray(jax.random.key_data(keys))  # Raw key words: host data to lay out.
+        args = (model, mesh_lib.put(lr, batch_sharding), hr_shape[:2],
+                mesh_lib.put(p, batch_sharding), mesh_lib.put(keys, batch_sharding),
+                self._sampler, cfg.diffusion)
+        name = f'sample_{batch}_{lr_shape}_{hr_shape}'
+        if jax.process_count() > 1 and name not in self._compiled:
+          mesh_lib.compile_everywhere(sampling.lower(*args), name)
+          self._compiled.add(name)
+        images = np.asarray(mesh_lib.to_local_device(sampling.sample(*args)))
+        for (i, j), image in zip(part, images):
+          yield i, j, image
+
+  def run(self, model: nnx.Module, **details: Any) -> Result:
+    """Samples and measures every pair; `details` (step, checkpoint, ...) go into the report.
+
+    `model`: the network with its parameters on this evaluator's mesh (replicated or split).
+    """
+    cfg = self._config
+    start = time.perf_counter()
+    samples: list[list[np.ndarray]] = [[] for _ in self.pairs]
+    for i, _, image in self._samples(model):
+      samples[i].append(np.clip(image.astype(np.float32), -1, 1))
+    records = []
+    for pair, sr, bicubic in zip(self.pairs, samples, self._bicubic_metrics):
+      records.append({
+          'image': pair['name'], 'scale': pair['scale'], 'lr_hw': list(pair['lr'].shape[:2]),
+          'hr_hw': list(pair['hr'].shape[:2]),
+          'crop_border': metrics.crop_border_for_scale(pair['scale']), 'num_samples': len(sr),
+          **metrics.summarize([_measure(s, pair) for s in sr]),
+          'bicubic': bicubic,
+          'files': [sample_file(pair, k) for k in range(len(sr))]})
+    per_scale = []
+    for scale in cfg.eval.scales:
+      rows = [r for r in records if r['scale'] == float(scale)]
+      per_scale.append({
+          'scale': float(scale), 'num_images': len(rows),
+          'mean': {c: float(np.mean([r[c] for r in rows])) for c in COLUMNS},
+          'bicubic': {m: float(np.mean([r['bicubic'][m] for r in rows])) for m in METRICS},
+          'images': rows})
+    report = {**details, 'num_samples': cfg.eval.num_samples, 'num_devices': self._mesh.size,
+              'seconds': time.perf_counter() - start, 'sampler': self._sampler.to_dict(),
+              'conventions': CONVENTIONS, 'scales': per_scale}
+    return Result(report=report, pairs=self.pairs, samples=samples, bicubic=self.bicubic)
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str | os.PathLike, *,
+                        use_ema: bool = True) -> Result:
+  """Restores a checkpoint's (EMA) parameters replicated over the config's mesh; evaluates."""
+  mesh = mesh_lib.make_mesh(config.mesh)
+  model, step = inference_model.load_model(config.model, checkpoint_dir, use_ema=use_ema,
+                                           sharding=mesh_lib.replicated(mesh))
+  return Evaluator(config, mesh).run(model, checkpoint=os.fspath(checkpoint_dir), step=step,
+                                     params='ema' if use_ema else 'raw')
