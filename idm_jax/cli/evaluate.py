@@ -4,7 +4,9 @@
       --scales 2,3,4,5.3,7,8,10,12 --num-samples 4 [--config.sampler.steps=50]
 
 The evaluation that training's validation runs (`evaluation/evaluator.py`): the same images,
-keys and metrics, so a checkpoint's numbers here equal those in its TensorBoard log.
+keys and metrics, so a checkpoint's numbers here equal those in its TensorBoard log. On several
+hosts, run it on each with --coordinator-address, --num-processes and --process-id (or on a
+cluster that jax detects); process 0 writes the results.
 """
 import argparse
 import pathlib
@@ -12,6 +14,7 @@ import pathlib
 import jax
 import ml_collections
 
+from idm_jax import distributed
 from idm_jax.config import diffusion as diffusion_config
 from idm_jax.config import loading
 from idm_jax.evaluation import evaluator
@@ -68,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--num-images', type=int,
                       help='first images of the validation set; default: eval.num_images')
   add_sampler_arguments(parser)
+  parser.add_argument('--coordinator-address', help='host:port of process 0 (multi-host)')
+  parser.add_argument('--num-processes', type=int, help='processes in the job (multi-host)')
+  parser.add_argument('--process-id', type=int, help='this process, 0 .. num_processes - 1')
+  parser.add_argument('--distributed', choices=distributed.MODES, default='auto',
+                      help='call jax.distributed.initialize(): auto = when a cluster or the '
+                      'flags above say so')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if value is not None:
       config.eval[field] = value
   loading.validate(config)
+  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                         args.distributed)
   checkpoint = pathlib.Path(args.checkpoint)
   output = pathlib.Path(args.output) if args.output else checkpoint.absolute().parent / 'eval'
   result = evaluator.evaluate_checkpoint(config, checkpoint, use_ema=args.params == 'ema')

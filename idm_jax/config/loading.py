@@ -6,6 +6,7 @@ result: an unknown field, a value of the wrong type or an inconsistent setting s
 before anything starts, with one line naming the field.
 """
 from collections.abc import Sequence
+import pathlib
 
 from absl import flags
 import ml_collections
@@ -47,6 +48,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """`experiment.validate`, its errors as ConfigErrors; returns the config."""
   try:
     experiment.validate(config)
+  except OSError as e:  # config_flags defers a file it could not load to the first access.
+    raise ConfigError(' '.join(str(e).split())) from None
   except (ValueError, TypeError) as e:
     raise ConfigError(f'invalid config: {e}') from None
   return config
@@ -54,6 +57,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """`path/config.py[:arg]` with `--config.FIELD=value` overrides -> a validated config."""
+  path = pathlib.Path(spec.partition(':')[0])
+  if not path.is_file():
+    raise ConfigError(f'config file {path} does not exist; pass e.g. --config configs/demo.py.')
   for arg in overrides:
     if not arg.startswith(OVERRIDE_PREFIX):
       raise ConfigError(f'{arg}: overrides look like --config.FIELD=value.')

@@ -1,10 +1,10 @@
 """Parity check against outputs of the official PyTorch network.
 
-  python -m idm_jax.tools.check_official FIXTURE.npz
+  python -m idm_jax.tools.check_official FIXTURE.npz [CASE ...]
 
 The fixture (format: ../shared/reference/README.md) holds an official state dict, its network
 description and cases of (inputs, x_con, eps, loss). This builds our model from the
-description, converts the state dict, runs every case and prints one JSON line per case with
+description, converts the state dict, runs every case (or those listed) and prints one JSON line per case with
 the max absolute and relative L2 errors. Exit status 1 when any relative L2 error exceeds 1e-4
 or any max absolute error exceeds 1e-3.
 """
@@ -94,10 +94,10 @@ def passes(result: dict) -> bool:
 
 
 def main(argv: list[str]) -> int:
-  if len(argv) != 2:
+  if len(argv) < 2 or not all(a.isdigit() for a in argv[2:]):
     print(__doc__, file=sys.stderr)
     return 2
-  results = check(argv[1])
+  results = check(argv[1], tuple(int(a) for a in argv[2:]) or None)
   for result in results:
     print(json.dumps({**result, 'pass': passes(result)}))
   return 0 if results and all(passes(r) for r in results) else 1

@@ -19,13 +19,14 @@ def fixture_config_file(reference_npz, tmp_path_factory):
   path = tmp_path / 'fixture_config.py'
   path.write_text(textwrap.dedent(f'''
       import json
-      import ml_collections
       from idm_jax.checkpoints import official
+      from idm_jax.config import experiment
 
       def get_config():
-        config = ml_collections.ConfigDict()
+        config = experiment.default_config()
         config.model = official.model_config_from_official(json.loads({official_json!r}))
         config.model.max_scale = 4.0
+        config.data.max_hr_size = 4 * config.data.lr_size
         return config
   '''))
   return path

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from idm_jax import main
+from idm_jax import distributed
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_cluster_environment(monkeypatch, env, expected):
     monkeypatch.delenv(key, raising=False)
   for key, value in env.items():
     monkeypatch.setenv(key, value)
-  assert main.cluster_environment() == expected
+  assert distributed.cluster_environment() == expected
 
 
 @pytest.mark.parametrize('flag_values,env,expected', [
@@ -64,6 +64,6 @@ def test_cluster_environment(monkeypatch, env, expected):
 def test_distributed_arguments_from_flags_and_environment(flag_values, env, expected):
   if isinstance(expected, str):
     with pytest.raises(ValueError, match=expected):
-      main.distributed_arguments(*flag_values, env=env)
+      distributed.distributed_arguments(*flag_values, env=env)
   else:
-    assert main.distributed_arguments(*flag_values, env=env) == expected
+    assert distributed.distributed_arguments(*flag_values, env=env) == expected
