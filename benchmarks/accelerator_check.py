@@ -9,9 +9,8 @@ r"""Every accelerator check in one run (under 8 minutes on one H100/H200); print
 
   benchmarks/accelerator_check.sh [--cpu-smoke] [--output FILE] [--peak-bf16 T --peak-f32 T]
 
---cpu-smoke runs the same code on the demo model at toy sizes (4.5 minutes on a 2-core CPU, most of
-it compiling): it
-checks the script, not the speed. Exit status 1 when a check fails.
+--cpu-smoke runs the same code on the demo model at toy sizes (4.5 minutes on a 2-core CPU, most
+of it compiling): it checks the script, not the speed. Exit status 1 when a check fails.
 """
 import argparse
 import json
