@@ -1,4 +1,4 @@
-"""The README's main job: a small IDM on the embedded photos, about 10 minutes on a 2-core CPU.
+"""The README's main job: a small IDM on the embedded photos, about 11 minutes on a 2-core CPU.
 
 Trains on 8x8 LR crops of the scikit-image photos with HR targets of 16, 24 or 32 pixels
 (continuous scales x2..x4, three compilations), then samples 96x96 centre crops of the two

@@ -7,6 +7,7 @@ before anything starts, with one line naming the field.
 """
 from collections.abc import Sequence
 import pathlib
+import re
 
 from absl import flags
 import ml_collections
@@ -30,16 +31,33 @@ def define_config_flag(flag_values: flags.FlagValues = flags.FLAGS,
                                   sys_argv=None if argv is None else list(argv))
 
 
+def _config_path(argv: Sequence[str]) -> pathlib.Path | None:
+  """The file of `--config=path.py[:arg]` (or `--config path.py`) in argv."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return pathlib.Path(arg.split('=', 1)[1].partition(':')[0])
+    if arg == '--config' and i + 1 < len(argv):
+      return pathlib.Path(argv[i + 1].partition(':')[0])
+  return None
+
+
 def parse(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
   """absl parsing of `argv` with `--config` errors turned into one-line ConfigErrors."""
+  path = _config_path(argv)
+  if path is not None and not path.is_file():
+    raise ConfigError(f'config file {path} does not exist; pass e.g. --config=configs/demo.py.')
   try:
     return flag_values(list(argv))
   except (AttributeError, KeyError) as e:
-    # config_flags raises these, with just the missing name, for an unknown --config.FIELD.
-    name = (str(e.args[0]) if e.args else str(e)).strip('\'"')
-    bad = [a for a in argv if a.startswith(OVERRIDE_PREFIX) and name in a] or list(argv[1:])
-    raise ConfigError(f'{" ".join(bad)}: the config has no field {name!r}; see the config file '
-                      'for the fields that exist.') from None
+    # config_flags raises these for an unknown --config.FIELD, naming the field (and maybe a
+    # close match) in its message.
+    text = str(e.args[0]) if e.args else str(e)
+    bad = [a.split('=', 1)[0] for a in argv if a.startswith(OVERRIDE_PREFIX)
+           and a.split('=', 1)[0].rsplit('.', 1)[-1] in text]
+    hint = re.search(r'Did you mean \W*"?([\w.]+)', text)
+    raise ConfigError(f'{" ".join(bad) or text}: the config has no such field'
+                      + (f' (did you mean {hint.group(1)!r}?)' if hint else '')
+                      + '; see the config file for the fields that exist.') from None
   except flags.Error as e:
     raise ConfigError(str(e)) from None
 
@@ -57,9 +75,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """`path/config.py[:arg]` with `--config.FIELD=value` overrides -> a validated config."""
-  path = pathlib.Path(spec.partition(':')[0])
-  if not path.is_file():
-    raise ConfigError(f'config file {path} does not exist; pass e.g. --config configs/demo.py.')
   for arg in overrides:
     if not arg.startswith(OVERRIDE_PREFIX):
       raise ConfigError(f'{arg}: overrides look like --config.FIELD=value.')

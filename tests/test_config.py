@@ -1,4 +1,5 @@
-"""Configs: every file in configs/ is valid; a wrong field or type fails early, naming it."""
+"""Configs: every file in configs/ is valid; a wrong field or type fails early, naming it; the
+one loader applies overrides and validates."""
 import importlib.util
 import pathlib
 
@@ -6,8 +7,9 @@ import ml_collections
 import pytest
 
 from idm_jax.config import experiment as config_lib
+from idm_jax.config import loading
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / 'configs').glob('*.py'))
 
 
@@ -68,3 +70,23 @@ def test_inconsistent_scale_range_is_named():
   config.model.max_scale = 4.0  # The data still go 16 -> 128 (x8).
   with pytest.raises(ValueError, match='model.max_scale'):
     config_lib.validate(config)
+
+
+def test_loader_applies_typed_overrides():
+  config = loading.load(str(REPO / 'configs' / 'demo.py'),
+                        ['--config.sampler.steps=7', '--config.eval.scales=(2.5,)'])
+  assert config.sampler.steps == 7 and tuple(config.eval.scales) == (2.5,)
+
+
+@pytest.mark.parametrize('spec, overrides, match', [
+    ('configs/nope.py', [], 'config file configs/nope.py does not exist'),
+    ('configs/demo.py', ['--config.sampler.stpes=3'], r"sampler.stpes.*did you mean 'steps'"),
+    ('configs/demo.py', ['--config.train.batch_size=abc'], 'batch_size'),
+    ('configs/demo.py', ['--config.eval.num_images=0'], 'eval.num_images'),
+    ('configs/demo.py', ['--config.model.max_scale=3.0'], 'max_scale'),
+    ('configs/demo.py', ['sampler.steps=3'], 'overrides look like'),
+])
+def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):
+  monkeypatch.chdir(REPO)
+  with pytest.raises(loading.ConfigError, match=match):
+    loading.load(spec, overrides)
