@@ -6,6 +6,7 @@ import pathlib
 import ml_collections
 import pytest
 
+from idm_jax.cli import main as cli
 from idm_jax.config import experiment as config_lib
 from idm_jax.config import loading
 
@@ -90,3 +91,11 @@ def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):
   monkeypatch.chdir(REPO)
   with pytest.raises(loading.ConfigError, match=match):
     loading.load(spec, overrides)
+
+
+def test_command_line_overrides_are_split_from_the_other_arguments():
+  argv = ['evaluate', '--config', 'c.py', '--config.sampler.steps=3', '--scales', '2,3',
+          '--config.eval.num_images', '4']
+  assert cli.split_overrides(argv) == (
+      ['--config.sampler.steps=3', '--config.eval.num_images=4'],
+      ['evaluate', '--config', 'c.py', '--scales', '2,3'])

@@ -9,6 +9,7 @@ from PIL import Image
 
 from idm_jax.cli import main as cli
 from idm_jax.training import train
+from tests import float_rounding
 from tests.training import common
 
 MICRO_CONFIG = pathlib.Path(__file__).with_name('micro_config.py')
@@ -56,6 +57,12 @@ def test_short_run_learns_and_reports(tmp_path):
   assert again['step'] == 60
   got, expected = again['scales'][0], report['scales'][0]
   assert [r['image'] for r in got['images']] == [r['image'] for r in expected['images']]
-  for column in ('psnr_mean', 'ssim_mean', 'lr_consistency_mean'):
-    np.testing.assert_allclose(got['mean'][column], expected['mean'][column], rtol=1e-6)
-  np.testing.assert_allclose(got['mean']['psnr_mean'], tags['val_psnr_x2'][-1][1], rtol=1e-6)
+  # Two compilations of the same sampling: the same images to 8-bit rounding, so metrics agree
+  # to a rounding flip or two (a different key or image would move them by far more).
+  for record in got['images']:
+    for name in record['files']:
+      float_rounding.assert_8bit_equal_to_rounding(Image.open(out / name),
+                                                   Image.open(tmp_path / 'eval' / name))
+  for column, atol in (('psnr_mean', 0.01), ('ssim_mean', 1e-3), ('lr_consistency_mean', 0.01)):
+    np.testing.assert_allclose(got['mean'][column], expected['mean'][column], atol=atol)
+  np.testing.assert_allclose(got['mean']['psnr_mean'], tags['val_psnr_x2'][-1][1], atol=0.01)
