@@ -85,6 +85,9 @@ def test_loader_applies_typed_overrides():
     ('configs/demo.py', ['--config.train.batch_size=abc'], 'batch_size'),
     ('configs/demo.py', ['--config.eval.num_images=0'], 'eval.num_images'),
     ('configs/demo.py', ['--config.model.max_scale=3.0'], 'max_scale'),
+    ('configs/demo_distill.py', ['--config.sampler.steps=3'], r'distill.student_steps = \(1, 2, 4\)'),
+    ('configs/demo_distill.py', ['--config.sampler.name=ddim'], 'sampler.name = "distilled"'),
+    ('configs/demo_distill.py', ['--config.distill.student_steps=(3,)'], 'divide'),
     ('configs/demo.py', ['sampler.steps=3'], 'overrides look like'),
 ])
 def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):
@@ -99,3 +102,9 @@ def test_command_line_overrides_are_split_from_the_other_arguments():
   assert cli.split_overrides(argv) == (
       ['--config.sampler.steps=3', '--config.eval.num_images=4'],
       ['evaluate', '--config', 'c.py', '--scales', '2,3'])
+
+
+def test_distill_teacher_flag_is_the_config_field():
+  expected = ['--config=d.py', '--config.distill.teacher=runs/a', '--workdir=w']
+  assert cli.teacher_override(['--config=d.py', '--teacher', 'runs/a', '--workdir=w']) == expected
+  assert cli.teacher_override(['--config=d.py', '--teacher=runs/a', '--workdir=w']) == expected

@@ -93,6 +93,19 @@ def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema:
 
   Works for any device layout: the arrays take the shardings of `model`'s parameters.
   """
+  params = nnx.state(model, nnx.Param)
+  restored, step = restore_param_dict(directory, nnx.to_pure_dict(params), model.config,
+                                      use_ema=use_ema, step=step)
+  nnx.replace_by_pure_dict(params, restored)
+  nnx.update(model, params)
+  return step
+
+
+def restore_param_dict(directory: str | pathlib.Path, target: Any,
+                       model_config: ml_collections.ConfigDict, *, use_ema: bool = True,
+                       step: int | None = None) -> tuple[dict[str, Any], int]:
+  """(EMA) parameters of `directory` as a pure dict laid out like `target` (arrays or
+  `jax.ShapeDtypeStruct`s with shardings), and the step."""
   directory = pathlib.Path(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
@@ -105,16 +118,12 @@ def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema:
   meta = read_metadata(manager, step)
   if meta.get('format') != FORMAT:
     raise ValueError(f'{where} is not an idm_jax checkpoint (format {meta.get("format")!r}).')
-  _check_model_config(meta['model'], model.config, where)
+  _check_model_config(meta['model'], model_config, where)
   name = 'ema_params' if use_ema else 'params'
-  params = nnx.state(model, nnx.Param)
-  target = _abstract(nnx.to_pure_dict(params))
   restored = manager.restore(step, args=ocp.args.Composite(
-      **{name: ocp.args.StandardRestore(target)}))[name]
-  nnx.replace_by_pure_dict(params, restored)
-  nnx.update(model, params)
+      **{name: ocp.args.StandardRestore(_abstract(target))}))[name]
   manager.close()
-  return step
+  return restored, step
 
 
 def restore_training(manager: ocp.CheckpointManager, step: int, *, params: Any, ema_params: Any,

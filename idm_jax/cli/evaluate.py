@@ -20,7 +20,6 @@ from idm_jax.config import loading
 from idm_jax.evaluation import evaluator
 from idm_jax.evaluation import report
 
-SAMPLERS = ('ddpm', 'ddim', 'dpm_solver++')
 CHECKPOINT_HELP = "Orbax checkpoint folder: a run's checkpoints/ or `idm-jax convert` output"
 CONFIG_HELP = ('experiment config (path.py[:arg]), e.g. configs/ffhq_16_128.py; any field can '
                'be overridden with --config.FIELD=value')
@@ -28,7 +27,7 @@ CONFIG_HELP = ('experiment config (path.py[:arg]), e.g. configs/ffhq_16_128.py; 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
   """--sampler, --steps, --consistency and --params, shared with `idm-jax upscale`."""
-  parser.add_argument('--sampler', choices=SAMPLERS, help="default: the config's sampler.name")
+  parser.add_argument('--sampler', choices=diffusion_config.SAMPLERS, help="default: the config's sampler.name")
   parser.add_argument('--steps', type=int, help="network evaluations; default: sampler.steps")
   parser.add_argument('--consistency', choices=diffusion_config.CONSISTENCY_METHODS,
                       help='make the output consistent with the input under this degradation '

@@ -3,6 +3,7 @@ import ml_collections
 
 from idm_jax.config.data import DEGRADATIONS
 
+SAMPLERS = ('ddpm', 'ddim', 'dpm_solver++', 'distilled')
 # sampler.consistency: no projection, or the degradation whose inverse the projection uses.
 CONSISTENCY_METHODS = ('none', *DEGRADATIONS)
 
@@ -22,10 +23,12 @@ def default_diffusion_config() -> ml_collections.ConfigDict:
 def default_sampler_config() -> ml_collections.ConfigDict:
   """A 20-step DPM-Solver++(2M) sampler, tiled past 256x256 outputs."""
   c = ml_collections.ConfigDict()
-  c.name = 'dpm_solver++'  # 'ddpm' (all T steps) | 'ddim' | 'dpm_solver++' (2M, data pred.).
+  # 'ddpm' (all T steps) | 'ddim' | 'dpm_solver++' (2M, data prediction) | 'distilled' (a student
+  # of `config.distill`, whose output is x0: deterministic DDIM on the trailing grid).
+  c.name = 'dpm_solver++'
   c.steps = 20  # Network evaluations; 'ddpm' always takes num_timesteps.
   # 'leading': t_i = floor(i * T / steps), the official DDIM grid (ends at t = 0);
-  # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1).
+  # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1); 'distilled' always is.
   c.spacing = 'leading'
   c.eta = 0.0  # DDIM only: 0 deterministic, 1 the DDPM posterior variance.
   # Project every step's x0 and the result onto the images whose degradation is the LR input:

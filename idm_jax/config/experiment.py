@@ -10,6 +10,7 @@ import ml_collections
 
 from idm_jax.config import data as data_config_lib
 from idm_jax.config import diffusion as diffusion_config_lib
+from idm_jax.config import distill as distill_config_lib
 from idm_jax.config import model as model_config_lib
 
 PARAM_SHARDINGS = ('replicated', 'fsdp')
@@ -26,6 +27,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.diffusion = diffusion_config_lib.default_diffusion_config()
   c.sampler = diffusion_config_lib.default_sampler_config()  # Validation sampling.
   c.data = data_config_lib.default_data_config()
+  c.distill = distill_config_lib.default_distill_config()
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 32  # Global, over all processes and devices.
@@ -134,7 +136,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice('optim.name', config.optim.name, OPTIMIZERS)
   _choice('optim.schedule', config.optim.schedule, LR_SCHEDULES)
   _choice('mesh.param_sharding', config.mesh.param_sharding, PARAM_SHARDINGS)
-  _choice('sampler.consistency', config.sampler.consistency, ('auto', *diffusion_config_lib.CONSISTENCY_METHODS))
+  _choice('sampler.name', config.sampler.name, diffusion_config_lib.SAMPLERS)
+  _choice('sampler.consistency', config.sampler.consistency,
+          ('auto', *diffusion_config_lib.CONSISTENCY_METHODS))
+  distill_config_lib.check(config)
   positive = {'train.batch_size': config.train.batch_size, 'train.num_steps': config.train.num_steps,
               'optim.learning_rate': config.optim.learning_rate,
               'checkpoint.every_steps': config.checkpoint.every_steps,

@@ -6,6 +6,7 @@ result: an unknown field, a value of the wrong type or an inconsistent setting s
 before anything starts, with one line naming the field.
 """
 from collections.abc import Sequence
+import importlib.util
 import pathlib
 import re
 
@@ -83,3 +84,13 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   define_config_flag(flag_values, argv)
   parse(flag_values, argv)
   return validate(flag_values.config)
+
+
+def sibling(config_file: str, name: str, arg=None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config file `name` in the folder of `config_file` (a config's own
+  `__file__`), whatever the working directory: for configs that extend another."""
+  path = pathlib.Path(config_file).with_name(name)
+  spec = importlib.util.spec_from_file_location(f'idm_jax_config_{path.stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -39,7 +39,11 @@ def noise_prediction_loss(model: Model, lr: jax.Array, hr: jax.Array, p: jax.Arr
   squared error. lr (B, h, w, 3) and hr (B, H, W, 3) are in [-1, 1]; p (B,) the scale input.
   """
   eps_hat = model(lr, q_sample(hr, gamma, noise), gamma, p)
-  err = eps_hat.astype(jnp.float32) - noise
+  return pixel_loss(eps_hat.astype(jnp.float32) - noise, loss_type)
+
+
+def pixel_loss(err: jax.Array, loss_type: str) -> jax.Array:
+  """'l1': the mean absolute error; 'l2': the mean squared error."""
   if loss_type == 'l1':
     return jnp.mean(jnp.abs(err))
   if loss_type == 'l2':

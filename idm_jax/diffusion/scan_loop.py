@@ -3,17 +3,20 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from idm_jax.diffusion import solvers
 
-# eps_fn(x (B, H, W, C), gamma (B,)) -> predicted noise (B, H, W, C).
+# eps_fn(x (B, H, W, C), gamma (B,)) -> the network's output (B, H, W, C): the predicted noise,
+# or x0 itself for a distilled student (whose table reads it so).
 EpsFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 class Trajectory(NamedTuple):
-  """The network's input x_t and its predicted x0 at steps k-1, 2k-1, ... and the last step.
+  """The network's input x_t and its predicted x0 at recorded steps, each (N, B, H, W, C).
 
-  Each (N, B, H, W, C) with N = ceil(S / k); the final image is x0[-1].
+  `trajectory_every` = k records steps k-1, 2k-1, ... and the last (N = ceil(S / k); the final
+  image is x0[-1]); `record_steps` the steps it lists, in its order.
   """
   x: jax.Array
   x0: jax.Array
@@ -30,8 +33,27 @@ def normal(keys: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return jax.vmap(lambda k: jax.random.normal(k, shape, jnp.float32))(keys)
 
 
+def _slots(num_steps: int, trajectory_every: int,
+           record_steps: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+  """The trajectory slot each step writes, (S,) int32, and the slot count; steps that keep
+  nothing write to an extra slot past the end, which is dropped."""
+  if trajectory_every and record_steps:
+    raise ValueError('pass trajectory_every or record_steps, not both.')
+  if trajectory_every > 0:
+    count = -(-num_steps // trajectory_every)
+    return np.arange(num_steps, dtype=np.int32) // trajectory_every, count
+  if not record_steps:
+    return None
+  if (len(set(record_steps)) != len(record_steps)
+      or not all(0 <= i < num_steps for i in record_steps)):
+    raise ValueError(f'record_steps {record_steps}: distinct steps in [0, {num_steps}).')
+  slots = np.full(num_steps, len(record_steps), np.int32)
+  slots[list(record_steps)] = np.arange(len(record_steps))
+  return slots, len(record_steps)
+
+
 def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, *,
-        clip_x0: bool, trajectory_every: int = 0,
+        clip_x0: bool, trajectory_every: int = 0, record_steps: tuple[int, ...] = (),
         project_x0: Callable[[jax.Array], jax.Array] | None = None
         ) -> tuple[jax.Array, Trajectory | None]:
   """Runs every step of `table` on x (B, H, W, C), zeros to start from pure noise.
@@ -39,17 +61,18 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
   keys (B,) give each example its own noise: every step draws one fresh z (x_T at step 0), so
   the program has a single sampling site whatever the sampler. `project_x0`, if given, maps
   each (clipped) predicted x0 onto the images consistent with the LR input. Returns the final x
-  (B, H, W, C) and, when `trajectory_every` = k > 0, the `Trajectory`.
+  (B, H, W, C) and, when `trajectory_every` > 0 or `record_steps` is given, the `Trajectory`.
   """
   num_steps = table.gamma.shape[0]
-  traj = None
-  if trajectory_every > 0:
-    slots = -(-num_steps // trajectory_every)
-    traj = Trajectory(*(jnp.zeros((slots, *x.shape), jnp.float32) for _ in range(2)))
+  plan = _slots(num_steps, trajectory_every, tuple(record_steps))
+  traj, slot_of, count = None, np.zeros(num_steps, np.int32), 0
+  if plan is not None:
+    slot_of, count = plan
+    traj = Trajectory(*(jnp.zeros((count + 1, *x.shape), jnp.float32) for _ in range(2)))
 
   def step(carry, row_and_index):
     x, x0_prev, keys, traj = carry
-    row, i = row_and_index
+    row, slot = row_and_index
     keys, step_keys = split_keys(keys)
     x = x + row.noise * normal(step_keys, x.shape[1:])
     eps = eps_fn(x, jnp.full((x.shape[0],), row.gamma)).astype(jnp.float32)
@@ -59,12 +82,13 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
     if project_x0 is not None:
       x0 = project_x0(x0)
     if traj is not None:
-      # Slot i // k is rewritten on every step of its block, so it ends with the block's last.
-      slot = i // trajectory_every
+      # With trajectory_every, a block's slot is rewritten on each of its steps: the last stays.
       traj = Trajectory(jax.lax.dynamic_update_index_in_dim(traj.x, x, slot, 0),
                         jax.lax.dynamic_update_index_in_dim(traj.x0, x0, slot, 0))
     return (row.a * x + row.b * x0 + row.c * x0_prev, x0, keys, traj), None
 
   init = (x.astype(jnp.float32), jnp.zeros(x.shape, jnp.float32), keys, traj)
-  (x, _, _, traj), _ = jax.lax.scan(step, init, (table, jnp.arange(num_steps)))
+  (x, _, _, traj), _ = jax.lax.scan(step, init, (table, jnp.asarray(slot_of)))
+  if traj is not None:
+    traj = Trajectory(traj.x[:count], traj.x0[:count])
   return x, traj

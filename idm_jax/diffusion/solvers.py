@@ -1,11 +1,13 @@
-"""DDPM, DDIM and DPM-Solver++(2M) as tables of per-step coefficients of one update rule.
+"""DDPM, DDIM, DPM-Solver++(2M) and the distilled student as tables of per-step coefficients of
+one update rule.
 
 Step i adds fresh noise, x = x + noise_i * z with z ~ N(0, I), evaluates the network at noise
 level gamma_i on x, predicts
   x0 = recip_i * x - recipm1_i * eps          (clipped to [-1, 1] if asked),
 and moves towards the next noise level with
   x_next = a_i * x + b_i * x0 + c_i * x0_prev,
-where x0_prev is the previous step's prediction (used by the multistep solver only). noise_0 = 1
+where x0_prev is the previous step's prediction (used by the multistep solver only). A distilled
+student outputs x0 itself: its table has recip = 0 and recipm1 = -1. noise_0 = 1
 draws x_T itself (from x = 0); noise_i (i > 0) is the std of the previous step's ancestral noise.
 The last step of every sampler lands on gamma = 1 with no noise left, so the final x is the last
 (clipped) x0. Coefficients are computed in float64 and stored float32.
@@ -103,11 +105,25 @@ def dpm_solver_pp_2m_table(schedule: schedules.NoiseSchedule, t: np.ndarray) -> 
                 np.zeros(len(t)))
 
 
+def distilled_table(schedule: schedules.NoiseSchedule, steps: int) -> StepTable:
+  """The student of `diffusion.distillation` in `steps` evaluations: deterministic DDIM on the
+  trailing grid, the network's output read as x0 (so x_next = sigma_next / sigma * x +
+  (gamma_next - gamma * sigma_next / sigma) * x0).
+
+  The trailing grids nest (k steps are every (S / k)-th step of S when k divides S), so the levels
+  of the k-step student lie on the teacher's S-step trajectory.
+  """
+  table = ddim_table(schedule, timesteps(schedule.num_timesteps, steps, 'trailing'), 0.0)
+  return table._replace(recip=np.zeros_like(table.recip), recipm1=-np.ones_like(table.recipm1))
+
+
 def make_table(sampler: ml_collections.ConfigDict,
                schedule: schedules.NoiseSchedule) -> StepTable:
   """The table of `sampler.name` (`default_sampler_config()` fields); use a float64 schedule."""
   if sampler.name == 'ddpm':
     return ddpm_table(schedule)
+  if sampler.name == 'distilled':
+    return distilled_table(schedule, sampler.steps)
   t = timesteps(schedule.num_timesteps, sampler.steps, sampler.spacing)
   if sampler.name == 'ddim':
     return ddim_table(schedule, t, sampler.eta)

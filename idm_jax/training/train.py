@@ -99,12 +99,14 @@ def _until_failure_after_stop(batches, stop: preemption.StopRequest):
                     stop.signal_name)
 
 
-def _restore_or_create(config, layout, tx, manager) -> train_state_lib.TrainState:
-  """The newest checkpoint of `manager` on this mesh, or a fresh state."""
+def _restore_or_create(config, layout, tx, manager, teacher) -> train_state_lib.TrainState:
+  """The newest checkpoint of `manager` on this mesh, or a fresh state (from the teacher's
+  parameters when distilling)."""
   latest = manager.latest_step()
   if latest is None:
-    logging.info('No checkpoint in %s: starting from scratch.', manager.directory)
-    return train_state_lib.create(config, layout, tx)
+    logging.info('No checkpoint in %s: starting %s.', manager.directory,
+                 'from scratch' if teacher is None else 'from the teacher')
+    return train_state_lib.create(config, layout, tx, teacher)
   logging.info('Resuming from step %d of %s.', latest, manager.directory)
   abstract = layout.abstract_state
   restored = store.restore_training(
@@ -155,7 +157,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   manager = store.make_manager(checkpoint_dir, keep=config.checkpoint.keep,
                                keep_best=config.checkpoint.keep_best,
                                async_save=config.checkpoint.async_save)
-  state = _restore_or_create(config, layout, tx, manager)
+  teacher = None
+  if config.distill.teacher:
+    teacher, teacher_step = store.restore_param_dict(
+        config.distill.teacher, layout.abstract_state.params, config.model)
+    logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into %s steps.',
+                 teacher_step, config.distill.teacher, config.distill.teacher_sampler,
+                 config.distill.teacher_steps, tuple(config.distill.student_steps))
+  state = _restore_or_create(config, layout, tx, manager, teacher)
   rest = train_state_lib.make_rest(layout)
   start_step = int(state.step)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -165,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     writer.write_hparams(_hparams(config))
 
   # Update step and validation.
-  train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh)
+  train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh, teacher)
   num_steps = config.train.num_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer,

@@ -62,8 +62,9 @@ def _split(model: idm.IDM) -> tuple[nnx.GraphDef, dict[str, Any], dict[str, Any]
 
 
 def _init(model_config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
-          seed: int) -> TrainState:
-  params = _split(_model(model_config, seed))[1]
+          seed: int, params: dict[str, Any] | None = None) -> TrainState:
+  if params is None:
+    params = _split(_model(model_config, seed))[1]
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params),
                     rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1))
@@ -86,9 +87,14 @@ def make_layout(config: ml_collections.ConfigDict, mesh: Mesh,
                 rest_shardings=jax.tree.map(lambda _: repl, abstract_rest))
 
 
-def create(config: ml_collections.ConfigDict, layout: Layout,
-           tx: optax.GradientTransformation) -> TrainState:
-  """A fresh state from `config.seed`, laid out with the layout's shardings."""
+def create(config: ml_collections.ConfigDict, layout: Layout, tx: optax.GradientTransformation,
+           params: dict[str, Any] | None = None) -> TrainState:
+  """A fresh state from `config.seed`, laid out with the layout's shardings; with `params`
+  (laid out as the state's), the network starts from those (a distillation's teacher)."""
+  if params is not None:
+    # Copied: the train step donates its state, and `params` stays in use (the teacher).
+    return jax.jit(lambda p: _init(config.model, tx, config.seed, jax.tree.map(jnp.copy, p)),
+                   out_shardings=layout.state_shardings)(params)
   state = jax.jit(lambda: _init(config.model, tx, config.seed))()
   return mesh_lib.put(state, layout.state_shardings)
 

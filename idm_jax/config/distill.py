@@ -1,0 +1,52 @@
+"""Distillation: the `config.distill` section, which turns training into distilling a teacher.
+
+With `distill.teacher` set, the trainer initialises the network from the teacher checkpoint's EMA
+weights and trains it to reach, in `sampler.steps` in `distill.student_steps` evaluations, the
+end of the teacher's `teacher_steps`-step trajectory (`diffusion/distillation.py`).
+Everything else (sharded step, checkpoints, resume, EMA, validation) is training's.
+"""
+import ml_collections
+
+TEACHER_SAMPLERS = ('dpm_solver++', 'ddim')
+LOSSES = ('l1', 'l2')
+
+
+def default_distill_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.teacher = ''  # Checkpoint directory of the teacher (a run's checkpoints/); '' = plain training.
+  c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid of the student.
+  c.teacher_steps = 20
+  # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends.
+  # 1: fresh noise at every teacher step; with the L2 loss the student learns the mean of the
+  # teacher's outputs from each point, i.e. the mean of many samples in one (the posterior mean).
+  c.teacher_eta = 0.0
+  c.loss = 'l1'  # 'l1' | 'l2', on the student's x0 against the teacher's output.
+  # The step counts the one student serves; each must divide teacher_steps. It trains on the
+  # union of their noise levels, so (1, 2, 4) costs no more than (4,).
+  c.student_steps = (1, 2, 4)
+  return c
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """The rules linking `distill` to the sampler; `config` is a whole experiment config."""
+  d, sampler = config.distill, config.sampler
+  if d.teacher_sampler not in TEACHER_SAMPLERS:
+    raise ValueError(f'distill.teacher_sampler = {d.teacher_sampler!r}: choose one of '
+                     f'{TEACHER_SAMPLERS} (a deterministic solver).')
+  if d.loss not in LOSSES:
+    raise ValueError(f'distill.loss = {d.loss!r}: choose one of {LOSSES}.')
+  if not 0 <= d.teacher_eta <= 1 or (d.teacher_eta and d.teacher_sampler != 'ddim'):
+    raise ValueError(f'distill.teacher_eta = {d.teacher_eta}: in [0, 1], and above 0 only with '
+                     'distill.teacher_sampler = "ddim".')
+  if not d.student_steps or any(k < 1 or d.teacher_steps % k for k in d.student_steps):
+    raise ValueError(f'distill.student_steps = {tuple(d.student_steps)}: give step counts that '
+                     f'divide distill.teacher_steps = {d.teacher_steps}.')
+  if not 1 <= d.teacher_steps <= config.diffusion.num_timesteps:
+    raise ValueError(f'distill.teacher_steps = {d.teacher_steps} must be in [1, '
+                     f'diffusion.num_timesteps = {config.diffusion.num_timesteps}].')
+  if d.teacher and sampler.name != 'distilled':
+    raise ValueError(f'distillation validates the student: set sampler.name = "distilled" '
+                     f'(sampler.name is {sampler.name!r}).')
+  if d.teacher and sampler.steps not in d.student_steps:
+    raise ValueError(f'sampler.steps = {sampler.steps}: the student is trained for '
+                     f'distill.student_steps = {tuple(d.student_steps)}.')
