@@ -82,12 +82,14 @@ def main() -> None:
   teacher_config = loading.load(args.teacher_config)
   device = mesh_lib.replicated(mesh_lib.make_mesh(teacher_config.mesh))
   models = {'teacher': inference_model.load_model(teacher_config.model, args.teacher,
-                                                  sharding=device)[0]}
+                                                  sharding=device,
+                                                  sampler_name=teacher_config.sampler.name)[0]}
   students = {}
   for spec in args.student:
     name, directory, config = _student(spec)
     students[name] = config
-    models[name] = inference_model.load_model(teacher_config.model, directory, sharding=device)[0]
+    models[name] = inference_model.load_model(teacher_config.model, directory, sharding=device,
+                                              sampler_name='distilled')[0]
   methods = _methods(teacher_config, students)
   hrs = {name: bench_heldout._hr(name) for name in bench_heldout.IMAGES}  # pylint: disable=protected-access
   rows, means = [], {}

@@ -87,15 +87,28 @@ def _check_model_config(stored: dict[str, Any], cfg: ml_collections.ConfigDict,
                      + '; '.join(diffs) + '. Use the config the checkpoint was trained with.')
 
 
+def _check_sampler(meta: dict[str, Any], sampler_name: str, where: str) -> None:
+  """A distilled student's output is read by the 'distilled' sampler alone, and only it."""
+  student = bool(meta.get('config', {}).get('distill', {}).get('teacher'))
+  if student and sampler_name != 'distilled':
+    raise ValueError(f'{where} is a distilled student (config.distill.teacher was set), which '
+                     f"the {sampler_name!r} sampler would misread: pass --sampler distilled "
+                     "(sampler.name = 'distilled') with 1 to 4 --steps.")
+  if not student and sampler_name == 'distilled':
+    raise ValueError(f"{where} is not a distilled student: the 'distilled' sampler would misread "
+                     'its noise prediction; pass --sampler dpm_solver++, ddim or ddpm.')
+
+
 def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema: bool = True,
-                   step: int | None = None) -> int:
+                   step: int | None = None, sampler_name: str | None = None) -> int:
   """Load (EMA) parameters from `directory` into `model`, laid out as its own; returns step.
 
   Works for any device layout: the arrays take the shardings of `model`'s parameters.
+  `sampler_name`, if given, must suit the checkpoint: 'distilled' for a distilled student only.
   """
   params = nnx.state(model, nnx.Param)
   restored, step = restore_param_dict(directory, nnx.to_pure_dict(params), model.config,
-                                      use_ema=use_ema, step=step)
+                                      use_ema=use_ema, step=step, sampler_name=sampler_name)
   nnx.replace_by_pure_dict(params, restored)
   nnx.update(model, params)
   return step
@@ -103,9 +116,10 @@ def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema:
 
 def restore_param_dict(directory: str | pathlib.Path, target: Any,
                        model_config: ml_collections.ConfigDict, *, use_ema: bool = True,
-                       step: int | None = None) -> tuple[dict[str, Any], int]:
+                       step: int | None = None, sampler_name: str | None = None
+                       ) -> tuple[dict[str, Any], int]:
   """(EMA) parameters of `directory` as a pure dict laid out like `target` (arrays or
-  `jax.ShapeDtypeStruct`s with shardings), and the step."""
+  `jax.ShapeDtypeStruct`s with shardings), and the step; `sampler_name` as `restore_params`."""
   directory = pathlib.Path(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
@@ -119,6 +133,8 @@ def restore_param_dict(directory: str | pathlib.Path, target: Any,
   if meta.get('format') != FORMAT:
     raise ValueError(f'{where} is not an idm_jax checkpoint (format {meta.get("format")!r}).')
   _check_model_config(meta['model'], model_config, where)
+  if sampler_name is not None:
+    _check_sampler(meta, sampler_name, where)
   name = 'ema_params' if use_ema else 'params'
   restored = manager.restore(step, args=ocp.args.Composite(
       **{name: ocp.args.StandardRestore(_abstract(target))}))[name]

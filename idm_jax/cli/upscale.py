@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f'--num-samples {args.num_samples}: pass at least 1.')
   model, step = inference_model.load_model(
       config.model, args.checkpoint, use_ema=args.params == 'ema',
-      sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+      sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]), sampler_name=sampler.name)
   output = pathlib.Path(args.output)
   steps = config.diffusion.num_timesteps if sampler.name == 'ddpm' else sampler.steps
   print(f'checkpoint step {step} ({args.params} parameters), {sampler.name} with {steps} steps, '

@@ -38,6 +38,10 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   # k > 1: each output is the mean of k samples (k times the work): an estimate of the posterior
   # mean, which trades detail for PSNR (less noise, the least squared error); 1: one sample.
   c.mean_of = 1
+  # With mean_of = 2m: m antithetic pairs, the second of a pair run on the negated noise of the
+  # first (a variance reduction of the mean: noise the network answers nearly linearly, such as
+  # invented texture on flat areas, cancels within a pair; each sample keeps its distribution).
+  c.antithetic = False
   c.trajectory_every = 0  # k > 0: `sample` also returns x_t and the predicted x0 every k steps.
   # Tiling: outputs larger than `tile_size` on either side are sampled as overlapping tiles.
   c.tile_size = 256  # HR pixels per tile side.

@@ -2,20 +2,24 @@
 
 The teacher runs its S-step solver (DPM-Solver++, or DDIM with any eta; trailing grid, x0
 clipped and projected onto the LR input at every step) from noise z to its output x_hat. The
-student is the same network with its output read as x0. At each level t_j of its k-step grids
-(every (S / k)-th teacher step, for each k in `distill.student_steps`) it sees the teacher's own
-x_{t_j}, on the path from z, and is trained to give x_hat:
-    loss = | student(x_{t_j}, gamma_j) - x_hat |   (L1, or squared with distill.loss = 'l2'),
-averaged over the levels and the batch. On a deterministic path (eta 0) a student that is exact
-there reproduces the teacher in one step. With a stochastic teacher (DDIM, eta 1) x_hat is one
-draw among the outputs reachable from x_{t_j}, and the L2 minimiser is their mean: one student
-step then gives what the mean of many teacher samples would. k-step sampling
-(`solvers.distilled_table`) re-noises its x0 along the same noise direction, deterministic
-DDIM, so later steps correct the errors of earlier ones.
+student is the same network. At each level t_j of its k-step grids (every (S / k)-th teacher
+step, for each k in `distill.student_steps`) it sees the teacher's own x_{t_j}, on the path from
+z, and is trained to give x_hat:
+    loss = | x0_student(x_{t_j}, gamma_j) - x_hat |   (L1, or squared with distill.loss = 'l2'),
+averaged over the levels and the batch. `solvers.student_reading` turns the network's output
+into x0 by level: as noise, like the teacher, where gamma >= 0.25 (so the student starts as the
+teacher's one-step x0 prediction there); as x0 below, where that prediction amplifies the
+noise estimate up to 150 times; and with a zero input where gamma < 0.05, where x_t is nearly
+all noise. On a deterministic path (eta 0) a student that is exact there reproduces the teacher
+in one step. With a stochastic teacher (DDIM, eta 1) x_hat is one draw among the outputs
+reachable from x_{t_j}, and the L2 minimiser is their mean: one student step then gives what the
+mean of many teacher samples would. k-step sampling (`solvers.distilled_table`) re-noises its x0
+along the same noise direction, deterministic DDIM, so later steps correct the errors of
+earlier ones.
 
-The output read as x0 + sigma * x_t instead (which spares the student unlearning the teacher's
-pass-through of the noise) halved the training loss on the demo but lost 3-4 dB PSNR: at the
-highest noise level it has to cancel the noise exactly.
+Reading the output as x0 at every level, with the noisy input, left chroma noise on flat images
+(the student must unlearn the teacher's pass-through of its input) and x0 + sigma * x_t halved
+the training loss but lost 3-4 dB PSNR (at the highest level it must cancel the noise exactly).
 
 Why this and not progressive or consistency distillation: the targets are the teacher's own
 outputs, so one round of plain regression serves 1, 2 and 4 steps at every scale, with no
@@ -37,7 +41,8 @@ from idm_jax.diffusion import scan_loop
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
 
-# net(lr, y_t, gamma, p) -> output (B, H, W, 3): the teacher's predicted noise, the student's x0.
+# net(lr, y_t, gamma, p) -> output (B, H, W, 3): the teacher's predicted noise; the student's,
+# read by `solvers.student_reading`.
 Net = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
@@ -60,7 +65,7 @@ def teacher_table(schedule: schedules.NoiseSchedule, name: str, steps: int,
 class Targets(NamedTuple):
   """What the teacher gives one batch: its inputs at the student levels and its final images."""
   inputs: jax.Array  # (L, B, H, W, 3): x at each level.
-  gammas: jax.Array  # (L,) their noise levels.
+  gammas: np.ndarray  # (L,) their noise levels (static: the student's reading depends on them).
   final: jax.Array  # (B, H, W, 3): the teacher's output.
 
 
@@ -76,7 +81,7 @@ def teacher_targets(teacher: Net, lr: jax.Array, out_hw: tuple[int, int], p: jax
   x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
   final, traj = scan_loop.run(lambda y, gamma: teacher(lr, y, gamma, p), x, keys, table,
                               clip_x0=clip_x0, record_steps=levels, project_x0=project)
-  return Targets(traj.x, jnp.asarray(table.gamma)[np.asarray(levels)], final)
+  return Targets(traj.x, np.asarray(table.gamma)[np.asarray(levels)], final)
 
 
 def student_loss(student: Net, lr: jax.Array, p: jax.Array, targets: Targets,
@@ -86,9 +91,12 @@ def student_loss(student: Net, lr: jax.Array, p: jax.Array, targets: Targets,
   inputs, final = jax.lax.stop_gradient((targets.inputs, targets.final))
   levels, batch = inputs.shape[:2]
   tile = lambda a: jnp.tile(a, (levels,) + (1,) * (a.ndim - 1))  # Level-major, like inputs.
-  x0 = student(tile(lr), inputs.reshape(levels * batch, *inputs.shape[2:]),
-               jnp.repeat(targets.gammas, batch), tile(p)).astype(jnp.float32)
-  return objective.pixel_loss(x0 - tile(final), loss_type)
+  per_row = lambda v: jnp.asarray(np.repeat(v, batch), jnp.float32)[:, None, None, None]
+  recip, recipm1, input_scale = map(per_row, solvers.student_reading(targets.gammas))
+  x = inputs.reshape(levels * batch, *inputs.shape[2:])
+  out = student(tile(lr), input_scale * x, jnp.repeat(jnp.asarray(targets.gammas, jnp.float32),
+                                                      batch), tile(p)).astype(jnp.float32)
+  return objective.pixel_loss(recip * x - recipm1 * out - tile(final), loss_type)
 
 
 def distill_loss(student, teacher, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,

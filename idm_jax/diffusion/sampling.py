@@ -24,26 +24,35 @@ Request = tuple[jax.Array, tuple[int, int], jax.Array]
 
 
 @functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
-                                             'trajectory_every', 'mean_of'))
+                                             'trajectory_every', 'mean_of', 'antithetic'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
             keys: jax.Array, table: solvers.StepTable, projector: consistency.Projector | None,
             *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
-            trajectory_every: int, mean_of: int) -> tuple[jax.Array, scan_loop.Trajectory | None]:
+            trajectory_every: int, mean_of: int, antithetic: bool = False,
+            noise_sign: jax.Array | None = None
+            ) -> tuple[jax.Array, scan_loop.Trajectory | None]:
   """Samples from the per-example keys (B,); untiled when layout is None.
 
   With a projector, every step's x0 and the final image are projected onto the images whose
   degradation is `lr`: on the whole image, after the tiles' noise predictions are blended, so
   that the bicubic kernels that straddle tile edges see the pixels on both sides. With
-  mean_of = k > 1, example b is the mean of k samples drawn from split(keys[b], k).
+  mean_of = k > 1, example b is the mean of k samples drawn from split(keys[b], k); with
+  `antithetic` (k even), of k / 2 pairs, sample 2i + 1 drawn with the negated noise of sample 2i
+  from split(keys[b], k / 2)[i].
   """
   if mean_of > 1:
     batch = lr.shape[0]
     draws = lambda x: jnp.repeat(x, mean_of, axis=0)
-    keys = jax.vmap(lambda key: jax.random.split(key, mean_of))(keys).reshape(-1)
+    if antithetic:
+      keys = jax.vmap(lambda key: jax.random.split(key, mean_of // 2))(keys).reshape(-1)
+      noise_sign = jnp.tile(jnp.array([1.0, -1.0]), batch * mean_of // 2)
+      keys = jnp.repeat(keys, 2)
+    else:
+      keys = jax.vmap(lambda key: jax.random.split(key, mean_of))(keys).reshape(-1)
     images, _ = _sample(graphdef, state, draws(lr), draws(p), keys, table, projector,
                         out_hw=out_hw, layout=layout, cache_tile_condition=cache_tile_condition,
-                        clip_x0=clip_x0, trajectory_every=0, mean_of=1)
+                        clip_x0=clip_x0, trajectory_every=0, mean_of=1, noise_sign=noise_sign)
     return images.reshape(batch, mean_of, *images.shape[1:]).mean(axis=1), None
   model = nnx.merge(graphdef, state)
   model.eval()
@@ -56,7 +65,7 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
   if projector is not None:
     project = lambda x0: consistency.project(projector, x0, lr)
   x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
-  x, traj = scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0,
+  x, traj = scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0, noise_sign=noise_sign,
                           trajectory_every=trajectory_every, project_x0=project)
   return (x if project is None else project(x)), traj
 
@@ -88,10 +97,14 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
   layout = _layout(lr.shape[1:3], out_hw, sampler, tiled)
   if sampler.mean_of < 1 or (sampler.mean_of > 1 and trajectory_every):
     raise ValueError(f'sampler.mean_of = {sampler.mean_of}: pass >= 1, and 1 to keep trajectories.')
+  if sampler.antithetic and sampler.mean_of > 1 and sampler.mean_of % 2:
+    raise ValueError(f'sampler.antithetic needs pairs: sampler.mean_of = {sampler.mean_of} is odd; '
+                     'pass an even mean_of, or antithetic = False.')
   static = dict(out_hw=out_hw, layout=layout,
                 cache_tile_condition=layout is not None and bool(sampler.tile_cache_condition),
                 clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every),
-                mean_of=int(sampler.mean_of))
+                mean_of=int(sampler.mean_of),
+                antithetic=bool(sampler.antithetic) and sampler.mean_of > 1)
   return (graphdef, state, lr, p, keys, table, projector), static
 
 

@@ -54,13 +54,15 @@ def _slots(num_steps: int, trajectory_every: int,
 
 def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, *,
         clip_x0: bool, trajectory_every: int = 0, record_steps: tuple[int, ...] = (),
-        project_x0: Callable[[jax.Array], jax.Array] | None = None
-        ) -> tuple[jax.Array, Trajectory | None]:
+        project_x0: Callable[[jax.Array], jax.Array] | None = None,
+        noise_sign: jax.Array | None = None) -> tuple[jax.Array, Trajectory | None]:
   """Runs every step of `table` on x (B, H, W, C), zeros to start from pure noise.
 
   keys (B,) give each example its own noise: every step draws one fresh z (x_T at step 0), so
   the program has a single sampling site whatever the sampler. `project_x0`, if given, maps
-  each (clipped) predicted x0 onto the images consistent with the LR input. Returns the final x
+  each (clipped) predicted x0 onto the images consistent with the LR input. `noise_sign` (B,),
+  if given, multiplies example b's every z (-1: the antithetic twin of the same key's path).
+  Returns the final x
   (B, H, W, C) and, when `trajectory_every` > 0 or `record_steps` is given, the `Trajectory`.
   """
   num_steps = table.gamma.shape[0]
@@ -74,8 +76,11 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
     x, x0_prev, keys, traj = carry
     row, slot = row_and_index
     keys, step_keys = split_keys(keys)
-    x = x + row.noise * normal(step_keys, x.shape[1:])
-    eps = eps_fn(x, jnp.full((x.shape[0],), row.gamma)).astype(jnp.float32)
+    z = normal(step_keys, x.shape[1:])
+    if noise_sign is not None:
+      z = noise_sign[:, None, None, None] * z
+    x = x + row.noise * z
+    eps = eps_fn(row.input_scale * x, jnp.full((x.shape[0],), row.gamma)).astype(jnp.float32)
     x0 = row.recip * x - row.recipm1 * eps
     if clip_x0:
       x0 = jnp.clip(x0, -1.0, 1.0)

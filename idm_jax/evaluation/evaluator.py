@@ -177,6 +177,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
   """Restores a checkpoint's (EMA) parameters replicated over the config's mesh; evaluates."""
   mesh = mesh_lib.make_mesh(config.mesh)
   model, step = inference_model.load_model(config.model, checkpoint_dir, use_ema=use_ema,
-                                           sharding=mesh_lib.replicated(mesh))
+                                           sharding=mesh_lib.replicated(mesh),
+                                           sampler_name=config.sampler.name)
   return Evaluator(config, mesh).run(model, checkpoint=os.fspath(checkpoint_dir), step=step,
                                      params='ema' if use_ema else 'raw')

@@ -2,7 +2,10 @@
 
   * Inputs: whatever `image_io.load_rgb` reads (png, jpg, webp, bmp; grayscale, palette, 16-bit,
     EXIF-rotated). The network sees 8-bit RGB; 16-bit inputs are reduced to 8 bits first.
-  * Grayscale inputs give grayscale outputs: the mean of the three output channels.
+  * Gray inputs give gray outputs: the mean of the three output channels, before rounding to
+    8 bits. An input is gray when its file has one band (written back as one band) or when every
+    pixel's R, G and B are equal (written back as RGB): any colour in the sample is invented
+    noise, which the mean removes.
   * Alpha: the network upscales the colour channels; the alpha channel is resized with MATLAB
     bicubic (`imresize`) to the output size and re-attached (RGBA or gray + alpha PNG).
   * Output size: `--scale s` gives floor(s * side + 0.5) per side (round half up), `--size WxH`
@@ -39,7 +42,13 @@ class InputImage:
   """A decoded input: what the network sees and what is put back around its output."""
   rgb: np.ndarray  # uint8 (h, w, 3).
   alpha: np.ndarray | None  # uint8 (h, w); None when the file has no transparency.
-  grayscale: bool
+  single_band: bool  # A gray file: the output is written with one band too.
+
+  @property
+  def grayscale(self) -> bool:
+    """Gray content: one band, or three equal channels at every pixel."""
+    r, g, b = np.moveaxis(self.rgb, -1, 0)
+    return self.single_band or bool(np.all(r == g) and np.all(g == b))
 
 
 def read_input(path: str | os.PathLike) -> InputImage:
@@ -53,11 +62,11 @@ def read_input(path: str | os.PathLike) -> InputImage:
     raise ValueError(f'not a readable image ({e.__cause__ or e}); pass a PNG, JPEG, WebP or '
                      'BMP image.') from e
   with Image.open(path) as img:
-    grayscale = img.getbands()[0] in ('1', 'L', 'I', 'F')
+    single_band = img.getbands()[0] in ('1', 'L', 'I', 'F')
     alpha = None
     if img.mode in _ALPHA_MODES or (img.mode in ('P', 'L', 'RGB') and 'transparency' in img.info):
       alpha = np.asarray(ImageOps.exif_transpose(img).convert('RGBA').getchannel('A'))
-  return InputImage(rgb, alpha, grayscale)
+  return InputImage(rgb, alpha, single_band)
 
 
 def check_scale(scale: float) -> None:
@@ -128,9 +137,12 @@ def upscale(model: nnx.Module, image: InputImage, out_hw: tuple[int, int], key: 
   p = scale_to_p([output_scale(image.rgb.shape[:2], out_hw)], model.config.max_scale)
   sr = sampling.sample(model, jnp.asarray(lr), out_hw, jnp.asarray(p), key, sampler, diffusion,
                        tiled=tiled)
-  out = image_io.to_uint8(np.asarray(sr[0]))
+  sr = np.asarray(sr[0])
   if image.grayscale:
-    out = np.round(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
+    sr = np.broadcast_to(sr.mean(axis=-1, keepdims=True), sr.shape)
+  out = image_io.to_uint8(sr)
+  if image.single_band:
+    out = out[..., :1]
   if image.alpha is not None:
     alpha = imresize_lib.imresize(image.alpha, output_hw=out_hw)
     out = np.concatenate([out, alpha[..., None]], axis=-1)

@@ -21,7 +21,9 @@ def setup(tmp_path_factory):
   inputs.mkdir()
   rng = np.random.default_rng(0)
   rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), np.uint8)
-  Image.fromarray(rgb(8, 8)[..., 0]).save(inputs / 'gray.png')
+  gray = rgb(8, 8)[..., 0]
+  Image.fromarray(gray).save(inputs / 'gray.png')
+  Image.fromarray(np.repeat(gray[..., None], 3, axis=-1)).save(inputs / 'gray_as_rgb.png')
   rgba = np.concatenate([rgb(8, 8), np.tile(np.arange(0, 256, 32, np.uint8), (8, 1))[..., None]],
                         axis=-1)
   Image.fromarray(rgba).save(inputs / 'rgba.png')
@@ -78,6 +80,21 @@ def test_odd_inputs_and_bad_files_in_one_call(setup, tmp_path, capsys):
   assert 'check the path' in _error_line(err, 'missing.png')
   assert 'pass a PNG, JPEG, WebP or BMP image' in _error_line(err, 'notes.png')
   assert 'upscaled 6 of 8 inputs' in err
+
+
+def test_gray_content_gives_gray_output_in_the_files_mode(setup, tmp_path):
+  status, out = _upscale(setup, tmp_path, ['gray.png', 'gray_as_rgb.png', 'big.png'],
+                         '--scale', '2', '--seed', '3')
+  assert status == 0
+  with Image.open(out / 'gray_x2.png') as one_band, \
+       Image.open(out / 'gray_as_rgb_x2.png') as three_bands:
+    assert (one_band.mode, three_bands.mode) == ('L', 'RGB')
+    gray, rgb = np.asarray(one_band), np.asarray(three_bands)
+  # Equal channels, and the same picture as the one-band file of the same content and seed.
+  np.testing.assert_array_equal(rgb, np.repeat(gray[..., None], 3, axis=-1))
+  with Image.open(out / 'big_x2.png') as colour:
+    colour = np.asarray(colour).astype(int)
+  assert np.abs(colour[..., 0] - colour[..., 1]).max() > 0  # A colour input stays in colour.
 
 
 def test_scale_7_3_of_one_pixel_with_two_samples(setup, tmp_path):

@@ -14,8 +14,11 @@ def _step_noise(keys, shape):
   return keys, scan_loop.normal(step_keys, shape)
 
 
-def sample(model, lr, out_hw, p, keys, betas, name, t_seq=None, eta=0.0, clip=True):
-  """Returns (x_t the network saw, predicted x0) of every step; the last x0 is the image."""
+def sample(model, lr, out_hw, p, keys, betas, name, t_seq=None, eta=0.0, clip=True, sign=1.0):
+  """Returns (x_t the network saw, predicted x0) of every step; the last x0 is the image.
+
+  sign: multiplies every noise draw (-1: the antithetic twin of the same keys' path).
+  """
   betas = np.asarray(betas, np.float64)
   abar = np.cumprod(1.0 - betas)
   abar_ext = lambda t: 1.0 if t < 0 else float(abar[t])  # Step -1 is the clean image.
@@ -28,7 +31,7 @@ def sample(model, lr, out_hw, p, keys, betas, name, t_seq=None, eta=0.0, clip=Tr
   out, x0_prev, h_prev = [], None, None
   for i, t in enumerate(ts):
     keys, z = _step_noise(keys, x.shape[1:])
-    x = x + std * z
+    x = x + std * sign * z
     t_next = ts[i + 1] if i + 1 < len(ts) else -1
     ac, an = abar_ext(t), abar_ext(t_next)
     eps = model.denoise(cond, x, jnp.full((x.shape[0],), np.sqrt(ac), jnp.float32))

@@ -47,7 +47,7 @@ def _config(loss, sampler='dpm_solver++', eta=0.0):
 
 
 class X0StandIn(nnx.Module):
-  """A student stand-in: its output is x0 = up(lr) + 0.3 * tanh(y) + gamma, each term known."""
+  """A student stand-in: its output is up(lr) + 0.3 * tanh(y) + gamma, each term known."""
 
   def __call__(self, lr, y, gamma, p):
     up = jax.image.resize(lr, (lr.shape[0], *y.shape[1:3], 3), 'nearest')
@@ -78,23 +78,34 @@ def test_student_table_is_ddim_on_the_teacher_grid(steps):
   np.testing.assert_allclose(table.gamma, g[:-1], rtol=1e-6)
   np.testing.assert_allclose(table.a, s[1:] / s[:-1], rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(table.b, g[1:] - s[1:] / s[:-1] * g[:-1], rtol=1e-5, atol=1e-7)
-  assert (table.recip == 0).all() and (table.recipm1 == -1).all()  # The output is x0.
+  # The output is noise where gamma >= 0.25 (this schedule's levels: 0.035, 0.16, 0.46, 0.84),
+  # x0 below; the first level (gamma < 0.05) sees a zero input.
+  out, x = 0.3, 0.7
+  noise_level = g[:-1] >= 0.25
+  assert noise_level.tolist() == [False, False, True, True][::4 // steps][:steps]
+  np.testing.assert_allclose(table.recip * x - table.recipm1 * out,
+                             np.where(noise_level, (x - s[:-1] * out) / g[:-1], out), rtol=1e-5)
+  np.testing.assert_array_equal(table.input_scale, np.arange(steps) > 0)
   assert table.noise[0] == 1 and (table.noise[1:] == 0).all() and (table.c == 0).all()
 
 
 def test_student_sampler_steps_by_closed_form():
-  """Two student steps: x0_0 = f(z), x_1 = s1/s0 z + (g1 - s1/s0 g0) x0_0, result f(x_1)."""
+  """Two student steps (gammas 0.035 and 0.46): x0_0 = f(0) (a blind step read as x0),
+  x_1 = s1/s0 z + (g1 - s1/s0 g0) x0_0, result (x_1 - s1 f(x_1)) / g1 (read as noise)."""
   student, lr = X0StandIn(), _lr()
   sampler = config.default_sampler_config()
   sampler.name, sampler.steps, sampler.consistency, sampler.clip_x0 = 'distilled', 2, 'none', False
   sampler.trajectory_every = 1
   images, traj = sampling.sample(student, lr, OUT_HW, P, jax.random.key(0), sampler, _diffusion())
-  table = solvers.distilled_table(_schedule(), 2)
-  gamma = lambda i: jnp.full((2,), table.gamma[i])
-  x0_0 = student(lr, traj.x[0], gamma(0), P)
+  abar = np.asarray(_schedule().alphas_cumprod)[[T - 1, T // 2 - 1]]
+  g, s = np.sqrt(abar), np.sqrt(1 - abar)
+  gamma = lambda i: jnp.full((2,), g[i], jnp.float32)
+  x0_0 = student(lr, jnp.zeros_like(traj.x[0]), gamma(0), P)
   float_rounding.assert_equal_to_rounding(traj.x0[0], x0_0)
-  float_rounding.assert_equal_to_rounding(traj.x[1], table.a[0] * traj.x[0] + table.b[0] * x0_0)
-  float_rounding.assert_equal_to_rounding(images, student(lr, traj.x[1], gamma(1), P))
+  float_rounding.assert_equal_to_rounding(
+      traj.x[1], s[1] / s[0] * traj.x[0] + (g[1] - s[1] / s[0] * g[0]) * x0_0)
+  float_rounding.assert_equal_to_rounding(
+      images, (traj.x[1] - s[1] * student(lr, traj.x[1], gamma(1), P)) / g[1])
   assert float(jnp.std(traj.x[0])) == pytest.approx(1.0, abs=0.1)  # It starts from noise.
 
 
@@ -134,19 +145,21 @@ def test_loss_against_closed_forms(loss, sampler, eta):
   final = consistency.project(projector, jnp.clip(up, -1, 1), lr)
 
   class Offset(nnx.Module):
-    """x0 = the teacher's output + offset(gamma)."""
+    """Read as x0: the teacher's output + offset(gamma); as noise where gamma >= 0.25."""
 
     def __init__(self, offset):
       self.offset = offset
 
     def __call__(self, lr, y, gamma, p):
       rows = jnp.tile(final, (y.shape[0] // final.shape[0], 1, 1, 1))  # Level-major batches.
-      return rows + self.offset(gamma)[:, None, None, None]
+      g = gamma[:, None, None, None]
+      x0 = rows + self.offset(g)
+      return jnp.where(g >= 0.25, (y - g * x0) / jnp.sqrt(1 - g**2), x0)
 
   key = jax.random.key(7)
   teacher = _teacher_with_constant_x0()
   exact = distillation.distill_loss(Offset(lambda g: 0 * g), teacher, lr, OUT_HW, P, key, c)
-  assert float(exact) < 1e-6  # Rounding: the teacher's x0 is recip * x - recipm1 * eps.
+  assert float(exact) < 1e-6  # Rounding: x0 is recip * x - recipm1 * output.
   const = distillation.distill_loss(Offset(lambda g: 0.25 + 0 * g), teacher, lr, OUT_HW, P, key, c)
   assert float(const) == pytest.approx(0.25 if loss == 'l1' else 0.0625, rel=1e-5)
   # An offset of gamma: the loss is the mean of gamma (or gamma^2) over the student's levels.

@@ -138,8 +138,42 @@ def test_mean_of_k_is_the_mean_of_k_samples_from_split_keys(model, name, tiled):
   assert float(jnp.abs(draws[0][0] - draws[0][1]).max()) > 1e-3  # The draws differ.
 
 
+def test_antithetic_mean_is_the_mean_of_pairs_of_opposite_noise(model):
+  sampler = _sampler('ddim', eta=1.0, mean_of=4, antithetic=True)
+  keys = jax.random.split(jax.random.key(5), 2)
+  mean = sampling.sample(model, _lr(), (16, 16), P, keys, sampler, _diffusion())
+  t_seq = solvers.timesteps(T, sampler.steps, sampler.spacing)
+  betas = schedules.make_betas('linear', T, 1e-4, 0.3)
+  for b in range(2):
+    lr = _lr()[b:b + 1].repeat(2, axis=0)  # The pairs of example b: split(keys[b], 2).
+    p = jnp.full((2,), P[b])
+    pair_keys = jax.random.split(keys[b], 2)
+    draws = [reference.sample(model, lr, (16, 16), p, pair_keys, betas, 'ddim', t_seq, 1.0,
+                              sign=sign)[-1][1] for sign in (1.0, -1.0)]
+    np.testing.assert_allclose(mean[b], jnp.concatenate(draws).mean(axis=0), atol=2e-5)
+    assert float(jnp.abs(draws[0] - draws[1]).max()) > 1e-3  # The twins differ.
+
+
+def test_antithetic_pairs_cancel_noise_a_linear_network_answers_linearly():
+  """For an affine network and no clipping, the output is affine in the noise: a pair's mean
+  is the noise-free path (every draw multiplied by 0)."""
+  eps_fn = lambda x, gamma: 0.6 * x + 0.1 * gamma[:, None, None, None]
+  table = solvers.ddim_table(schedules.make_schedule(_diffusion(), np.float64),
+                             solvers.timesteps(T, 5), eta=1.0)
+  keys = jnp.repeat(jax.random.split(jax.random.key(2), 3), 2)
+  x = jnp.zeros((6, 8, 8, 3))
+  pairs, _ = scan_loop.run(eps_fn, x, keys, table, clip_x0=False,
+                           noise_sign=jnp.tile(jnp.array([1.0, -1.0]), 3))
+  noise_free, _ = scan_loop.run(eps_fn, x[:1], keys[:1], table._replace(noise=0 * table.noise),
+                                clip_x0=False)
+  np.testing.assert_allclose(pairs.reshape(3, 2, 8, 8, 3).mean(axis=1),
+                             jnp.broadcast_to(noise_free, (3, 8, 8, 3)), atol=1e-5)
+  assert float(jnp.abs(pairs[0] - pairs[2]).max()) > 0.1  # Each sample is noisy.
+
+
 def test_mean_of_needs_a_positive_count_and_no_trajectory(model):
-  for fields in ({'mean_of': 0}, {'mean_of': 2, 'trajectory_every': 1}):
+  for fields in ({'mean_of': 0}, {'mean_of': 2, 'trajectory_every': 1},
+                 {'mean_of': 3, 'antithetic': True}):
     with pytest.raises(ValueError, match='mean_of'):
       sampling.sample(model, _lr(), (16, 16), P, jax.random.key(0), _sampler('ddim', **fields),
                       _diffusion())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from idm_jax import mesh as mesh_lib
+from idm_jax.checkpoints import inference_model
 from idm_jax.checkpoints import store
 from idm_jax.training import optimizer
 from idm_jax.training import train
@@ -66,6 +67,16 @@ def test_distillation_starts_from_the_teacher_and_resumes_exactly(tmp_path):
                          for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
   to_teacher, to_fresh = gap(student, teacher_ema), gap(student, _seed0_init(config))
   assert 0 < to_teacher < 0.01 < to_fresh, (to_teacher, to_fresh)
+
+  # A student is sampled by the 'distilled' sampler alone, and a teacher never by it.
+  load = lambda directory, name: inference_model.load_model(
+      config.model, directory, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]),
+      sampler_name=name)
+  assert load(full / 'checkpoints', 'distilled')[1] == 4
+  with pytest.raises(ValueError, match='is a distilled student.*pass --sampler distilled'):
+    load(full / 'checkpoints', 'ddim')
+  with pytest.raises(ValueError, match="is not a distilled student.*pass --sampler dpm_solver"):
+    load(tmp_path / 'teacher' / 'checkpoints', 'distilled')
 
   # Resume from step 2 of a copy: the same step 4 as the uninterrupted run.
   resumed = tmp_path / 'resumed'
