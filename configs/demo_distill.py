@@ -9,8 +9,9 @@ the teacher's own points at the noise levels of its 1-, 2- and 4-step grids the 
 the teacher's output with the L2 loss, i.e. the mean of the outputs reachable from each point,
 at continuous scales x2..x4. 600 steps: about 13 minutes on 2 CPU cores, compilations included
 (README). Sampling (and validation) uses the 1-step student, the best of the three on held-out
-photos (README); pass --steps 2 or 4 to `idm-jax evaluate` / `idm-jax upscale` for the others. The deterministic
-variant (teacher_sampler 'dpm_solver++', teacher_eta 0, loss 'l1') measured worse (README).
+photos (README); pass --steps 2 or 4 to `idm-jax evaluate` / `idm-jax upscale` for the others.
+The deterministic variant (teacher_sampler 'dpm_solver++', teacher_eta 0, loss 'l1') measured
+worse (README).
 """
 import ml_collections
 
