@@ -7,13 +7,15 @@ downsample, rounded to 8 bits, is the input. Methods, all projected onto the LR 
   NAME/teacher   the solver NAME was distilled from (its workdir's config.json: distill.teacher_*),
                  on the trailing grid, one sample;
   NAME/k         student NAME in k steps, for k in its distill.student_steps;
+  NAME/k-pair    the mean of an antithetic pair of k-step samples (2k network calls), k > 1
+                 (the 1-step student ignores its noise);
   bicubic        MATLAB imresize of the same LR.
 Metrics on the 8-bit images (RGB PSNR/SSIM with ceil(scale) pixels cropped, LR consistency).
 Time per image: the median of `--repeats` calls on all images of a scale (compiled beforehand),
 divided by their number.
 
   python benchmarks/bench_distill.py --teacher runs/demo/checkpoints \
-      --student l1=runs/demo_distill/checkpoints [--student NAME=WORKDIR/checkpoints ...] \
+      --student student=runs/demo_distill/checkpoints [--student NAME=WORKDIR/checkpoints ...] \
       [--teacher-config configs/demo.py]
 
 Prints one JSON object: per scale and method the mean metrics and seconds per image, and rows.
@@ -58,6 +60,9 @@ def _methods(teacher_config, students):
       sampler = diffusion_config.resolve_sampler(config)
       sampler.update(steps=k, mean_of=1)
       out[f'{name}/{k}'] = (name, sampler)
+      if k > 1:
+        out[f'{name}/{k}-pair'] = (name, sampler.copy_and_resolve_references())
+        out[f'{name}/{k}-pair'][1].update(mean_of=2, antithetic=True)
   return out
 
 
