@@ -62,8 +62,8 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
   the program has a single sampling site whatever the sampler. `project_x0`, if given, maps
   each (clipped) predicted x0 onto the images consistent with the LR input. `noise_sign` (B,),
   if given, multiplies example b's every z (-1: the antithetic twin of the same key's path).
-  Returns the final x
-  (B, H, W, C) and, when `trajectory_every` > 0 or `record_steps` is given, the `Trajectory`.
+  Returns the final x (B, H, W, C) and, when `trajectory_every` > 0 or `record_steps` is given,
+  the `Trajectory`.
   """
   num_steps = table.gamma.shape[0]
   plan = _slots(num_steps, trajectory_every, tuple(record_steps))
