@@ -79,7 +79,7 @@ def test_student_table_is_ddim_on_the_teacher_grid(steps):
   np.testing.assert_allclose(table.a, s[1:] / s[:-1], rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(table.b, g[1:] - s[1:] / s[:-1] * g[:-1], rtol=1e-5, atol=1e-7)
   # The output is noise where gamma >= 0.25 (this schedule's levels: 0.035, 0.16, 0.46, 0.84),
-  # x0 below; the first level (gamma < 0.05) sees a zero input.
+  # x0 below; the first level (gamma < 0.1) sees a zero input.
   out, x = 0.3, 0.7
   noise_level = g[:-1] >= 0.25
   assert noise_level.tolist() == [False, False, True, True][::4 // steps][:steps]
