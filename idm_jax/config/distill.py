@@ -16,7 +16,8 @@ def default_distill_config() -> ml_collections.ConfigDict:
   c.teacher = ''  # Checkpoint directory of the teacher (a run's checkpoints/); '' = plain training.
   c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid of the student.
   c.teacher_steps = 20
-  # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends.
+  # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends
+  # (at its blind first levels, which do not see the starting noise: the mean over it).
   # 1: fresh noise at every teacher step; with the L2 loss the student learns the mean of the
   # teacher's outputs from each point, i.e. the mean of many samples in one (the posterior mean).
   c.teacher_eta = 0.0

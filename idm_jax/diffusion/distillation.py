@@ -10,8 +10,10 @@ averaged over the levels and the batch. `solvers.student_reading` turns the netw
 into x0 by level: as noise, like the teacher, where gamma >= 0.25 (so the student starts as the
 teacher's one-step x0 prediction there); as x0 below, where that prediction amplifies the
 noise estimate up to 150 times; and with a zero input where gamma < 0.1, where x_t is nearly
-all noise. On a deterministic path (eta 0) a student that is exact there reproduces the teacher
-in one step. With a stochastic teacher (DDIM, eta 1) x_hat is one draw among the outputs
+all noise. At a blind level the student cannot see which noise its teacher started from, so
+it learns the mean (L2) or median (L1) of the teacher's outputs over that noise, whatever the
+teacher; at the other levels on a deterministic path (eta 0) a student that is exact there
+reproduces the teacher from that point. With a stochastic teacher (DDIM, eta 1) x_hat is one draw among the outputs
 reachable from x_{t_j}, and the L2 minimiser is their mean: one student step then gives what the
 mean of many teacher samples would. k-step sampling (`solvers.distilled_table`) re-noises its x0
 along the same noise direction, deterministic DDIM, so later steps correct the errors of

@@ -89,6 +89,16 @@ def test_student_table_is_ddim_on_the_teacher_grid(steps):
   assert table.noise[0] == 1 and (table.noise[1:] == 0).all() and (table.c == 0).all()
 
 
+def test_student_reading_at_the_demo_schedules_levels():
+  """Steps 0, 5, 10, 15 of 20 on the demo's schedule: blind x0, blind x0, noise, noise."""
+  gamma = np.array([0.0066, 0.0596, 0.286, 0.732])
+  recip, recipm1, input_scale = solvers.student_reading(gamma)
+  np.testing.assert_array_equal(input_scale, [0, 0, 1, 1])
+  out, x = 0.3, 0.7
+  expected_x0 = [out, out, *((x - np.sqrt(1 - g**2) * out) / g for g in gamma[2:])]
+  np.testing.assert_allclose(recip * x - recipm1 * out, expected_x0, rtol=1e-12)
+
+
 def test_student_sampler_steps_by_closed_form():
   """Two student steps (gammas 0.035 and 0.46): x0_0 = f(0) (a blind step read as x0),
   x_1 = s1/s0 z + (g1 - s1/s0 g0) x0_0, result (x_1 - s1 f(x_1)) / g1 (read as noise)."""
