@@ -11,8 +11,8 @@ downsample, rounded to 8 bits, is the input. Methods, all projected onto the LR 
                  (the 1-step student ignores its noise);
   bicubic        MATLAB imresize of the same LR.
 Metrics on the 8-bit images (RGB PSNR/SSIM with ceil(scale) pixels cropped, LR consistency).
-Time per image: the median of `--repeats` calls on all images of a scale (compiled beforehand),
-divided by their number.
+Time per image: the median of `--repeats` calls on all images of a scale (compiled beforehand,
+called in rounds of one call per method), divided by their number.
 
   python benchmarks/bench_distill.py --teacher runs/demo/checkpoints \
       --student student=runs/demo_distill/checkpoints [--student NAME=WORKDIR/checkpoints ...] \
@@ -81,7 +81,8 @@ def main() -> None:
   parser.add_argument('--student', action='append', required=True, help='NAME=CHECKPOINT_DIR')
   parser.add_argument('--teacher-config', default='configs/demo.py')
   parser.add_argument('--scales', default=','.join(LR_SIDES), help='of ' + ','.join(LR_SIDES))
-  parser.add_argument('--repeats', type=int, default=3, help='timed calls per method and scale')
+  parser.add_argument('--repeats', type=int, default=5,
+                      help='rounds of timed calls (one per method) per scale')
   args = parser.parse_args()
   host_memory.keep_freed_memory()
   teacher_config = loading.load(args.teacher_config)
@@ -106,17 +107,18 @@ def main() -> None:
     scale = output_scale((side, side), out_hw)
     p = np.full((len(lr),), scale_to_p(scale, teacher_config.model.max_scale), np.float32)
     crop = metrics.crop_border_for_scale(scale)
-    outputs, seconds = {}, {}
-    for method, (which, sampler) in methods.items():
-      compiled = sampling.compile_sample(models[which], lr, out_hw, p, sampler,
-                                         teacher_config.diffusion)
-      times = []
-      for _ in range(args.repeats):
+    compiled = {method: sampling.compile_sample(models[which], lr, out_hw, p, sampler,
+                                                teacher_config.diffusion)
+                for method, (which, sampler) in methods.items()}
+    outputs, times = {}, {method: [] for method in methods}
+    for _ in range(args.repeats):  # Rounds of one call each, so drifts in speed hit all alike.
+      for method, program in compiled.items():
         start = time.perf_counter()
-        outputs[method] = np.asarray(compiled.run(lr, p, jax.random.key(0)))
-        times.append(time.perf_counter() - start)
-      seconds[method] = float(np.median(times)) / len(lr)
-      print(f'{label} {method}: {seconds[method]:.3f} s per image', file=sys.stderr)
+        outputs[method] = np.asarray(program.run(lr, p, jax.random.key(0)))
+        times[method].append(time.perf_counter() - start)
+    seconds = {method: float(np.median(t)) / len(lr) for method, t in times.items()}
+    for method, value in seconds.items():
+      print(f'{label} {method}: {value:.3f} s per image', file=sys.stderr)
     lr8 = {n: image_io.to_model_range(x) for n, x in lrs.items()}
     for i, name in enumerate(hrs):
       hr = image_io.to_model_range(hrs[name])

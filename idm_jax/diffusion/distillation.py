@@ -82,7 +82,8 @@ def teacher_targets(teacher: Net, lr: jax.Array, out_hw: tuple[int, int], p: jax
   project = None if projector is None else (lambda x0: consistency.project(projector, x0, lr))
   x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
   final, traj = scan_loop.run(lambda y, gamma: teacher(lr, y, gamma, p), x, keys, table,
-                              clip_x0=clip_x0, record_steps=levels, project_x0=project)
+                              clip_x0=clip_x0, record_steps=levels, project_x0=project,
+                              fresh_noise=not solvers.is_deterministic(table))
   return Targets(traj.x, np.asarray(table.gamma)[np.asarray(levels)], final)
 
 

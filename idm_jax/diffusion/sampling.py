@@ -24,13 +24,14 @@ Request = tuple[jax.Array, tuple[int, int], jax.Array]
 
 
 @functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
-                                             'trajectory_every', 'mean_of', 'antithetic'))
+                                             'trajectory_every', 'mean_of', 'antithetic',
+                                             'fresh_noise'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
             keys: jax.Array, table: solvers.StepTable, projector: consistency.Projector | None,
             *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
             trajectory_every: int, mean_of: int, antithetic: bool = False,
-            noise_sign: jax.Array | None = None
+            fresh_noise: bool = True, noise_sign: jax.Array | None = None
             ) -> tuple[jax.Array, scan_loop.Trajectory | None]:
   """Samples from the per-example keys (B,); untiled when layout is None.
 
@@ -52,7 +53,8 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
       keys = jax.vmap(lambda key: jax.random.split(key, mean_of))(keys).reshape(-1)
     images, _ = _sample(graphdef, state, draws(lr), draws(p), keys, table, projector,
                         out_hw=out_hw, layout=layout, cache_tile_condition=cache_tile_condition,
-                        clip_x0=clip_x0, trajectory_every=0, mean_of=1, noise_sign=noise_sign)
+                        clip_x0=clip_x0, trajectory_every=0, mean_of=1, fresh_noise=fresh_noise,
+                        noise_sign=noise_sign)
     return images.reshape(batch, mean_of, *images.shape[1:]).mean(axis=1), None
   model = nnx.merge(graphdef, state)
   model.eval()
@@ -66,7 +68,8 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
     project = lambda x0: consistency.project(projector, x0, lr)
   x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
   x, traj = scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0, noise_sign=noise_sign,
-                          trajectory_every=trajectory_every, project_x0=project)
+                          trajectory_every=trajectory_every, project_x0=project,
+                          fresh_noise=fresh_noise)
   return (x if project is None else project(x)), traj
 
 
@@ -104,7 +107,8 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
                 cache_tile_condition=layout is not None and bool(sampler.tile_cache_condition),
                 clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every),
                 mean_of=int(sampler.mean_of),
-                antithetic=bool(sampler.antithetic) and sampler.mean_of > 1)
+                antithetic=bool(sampler.antithetic) and sampler.mean_of > 1,
+                fresh_noise=not solvers.is_deterministic(table))
   return (graphdef, state, lr, p, keys, table, projector), static
 
 

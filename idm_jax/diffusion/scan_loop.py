@@ -55,13 +55,17 @@ def _slots(num_steps: int, trajectory_every: int,
 def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, *,
         clip_x0: bool, trajectory_every: int = 0, record_steps: tuple[int, ...] = (),
         project_x0: Callable[[jax.Array], jax.Array] | None = None,
-        noise_sign: jax.Array | None = None) -> tuple[jax.Array, Trajectory | None]:
+        noise_sign: jax.Array | None = None,
+        fresh_noise: bool = True) -> tuple[jax.Array, Trajectory | None]:
   """Runs every step of `table` on x (B, H, W, C), zeros to start from pure noise.
 
   keys (B,) give each example its own noise: every step draws one fresh z (x_T at step 0), so
   the program has a single sampling site whatever the sampler. `project_x0`, if given, maps
   each (clipped) predicted x0 onto the images consistent with the LR input. `noise_sign` (B,),
   if given, multiplies example b's every z (-1: the antithetic twin of the same key's path).
+  `fresh_noise` = False (for a table whose noise is 0 after step 0: `solvers.is_deterministic`)
+  draws x_T alone, with the same key and the same result: a deterministic sampler's steps then
+  spend nothing on random numbers.
   Returns the final x (B, H, W, C) and, when `trajectory_every` > 0 or `record_steps` is given,
   the `Trajectory`.
   """
@@ -72,14 +76,22 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
     slot_of, count = plan
     traj = Trajectory(*(jnp.zeros((count + 1, *x.shape), jnp.float32) for _ in range(2)))
 
-  def step(carry, row_and_index):
-    x, x0_prev, keys, traj = carry
-    row, slot = row_and_index
+  def add_noise(x, keys, std):
     keys, step_keys = split_keys(keys)
     z = normal(step_keys, x.shape[1:])
     if noise_sign is not None:
       z = noise_sign[:, None, None, None] * z
-    x = x + row.noise * z
+    return x + std * z, keys
+
+  x = x.astype(jnp.float32)
+  if not fresh_noise:
+    x, keys = add_noise(x, keys, table.noise[0])
+
+  def step(carry, row_and_index):
+    x, x0_prev, keys, traj = carry
+    row, slot = row_and_index
+    if fresh_noise:
+      x, keys = add_noise(x, keys, row.noise)
     eps = eps_fn(row.input_scale * x, jnp.full((x.shape[0],), row.gamma)).astype(jnp.float32)
     x0 = row.recip * x - row.recipm1 * eps
     if clip_x0:
@@ -92,7 +104,7 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
                         jax.lax.dynamic_update_index_in_dim(traj.x0, x0, slot, 0))
     return (row.a * x + row.b * x0 + row.c * x0_prev, x0, keys, traj), None
 
-  init = (x.astype(jnp.float32), jnp.zeros(x.shape, jnp.float32), keys, traj)
+  init = (x, jnp.zeros(x.shape, jnp.float32), keys, traj)
   (x, _, _, traj), _ = jax.lax.scan(step, init, (table, jnp.asarray(slot_of)))
   if traj is not None:
     traj = Trajectory(traj.x[:count], traj.x0[:count])

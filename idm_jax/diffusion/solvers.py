@@ -32,6 +32,11 @@ class StepTable(NamedTuple):
   input_scale: np.ndarray  # The network sees input_scale * x_t: 1, except a student's blind steps.
 
 
+def is_deterministic(table: StepTable) -> bool:
+  """Whether the table adds no noise after x_T (DDIM with eta 0, DPM-Solver++, a student)."""
+  return not np.any(np.asarray(table.noise)[1:])
+
+
 def timesteps(num_timesteps: int, steps: int, spacing: str = 'leading') -> np.ndarray:
   """Decreasing discrete steps t_0 > ... > t_{S-1} in {0..T-1}, (S,) int64.
 

@@ -83,6 +83,22 @@ def test_ddim_eta0_ignores_step_noise(model, eta):
   assert diff == 0.0 if eta == 0 else diff > 1e-3
 
 
+def test_deterministic_tables_draw_x_T_alone_with_the_same_result(model):
+  schedule = schedules.make_schedule(_diffusion(), np.float64)
+  tables = {(name, eta): solvers.make_table(_sampler(name, eta=eta), schedule)
+            for name, eta in (('ddim', 0.0), ('dpm_solver++', 0.0), ('distilled', 0.0),
+                              ('ddim', 0.5), ('ddpm', 0.0))}
+  assert [solvers.is_deterministic(t) for t in tables.values()] == [True] * 3 + [False] * 2
+  cond = model.condition(_lr(), (16, 16), P)
+  keys = jax.random.split(jax.random.key(4), 2)
+  x = jnp.zeros((2, 16, 16, 3), jnp.float32)
+  run = lambda table, fresh: scan_loop.run(lambda y, g: model.denoise(cond, y, g), x, keys, table,
+                                           clip_x0=True, fresh_noise=fresh)[0]
+  for name in ('ddim', 'dpm_solver++'):
+    table = tables[name, 0.0]
+    float_rounding.assert_equal_to_rounding(run(table, False), run(table, True))
+
+
 def test_ddim_eta1_on_all_steps_is_ddpm(model):
   diffusion, key = _diffusion(), jax.random.key(3)
   ddpm, _ = sampling.sample(model, _lr(), (16, 16), P, key,
