@@ -83,6 +83,10 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
       z = noise_sign[:, None, None, None] * z
     return x + std * z, keys
 
+  if (not fresh_noise and not isinstance(table.noise, jax.core.Tracer)
+      and not solvers.is_deterministic(table)):
+    raise ValueError('fresh_noise=False drops the noise this table adds after x_T: pass '
+                     'fresh_noise=True, or only for tables where solvers.is_deterministic holds.')
   x = x.astype(jnp.float32)
   if not fresh_noise:
     x, keys = add_noise(x, keys, table.noise[0])

@@ -97,6 +97,8 @@ def test_deterministic_tables_draw_x_T_alone_with_the_same_result(model):
   for name in ('ddim', 'dpm_solver++'):
     table = tables[name, 0.0]
     float_rounding.assert_equal_to_rounding(run(table, False), run(table, True))
+  with pytest.raises(ValueError, match='fresh_noise=True'):
+    run(tables['ddim', 0.5], False)
 
 
 def test_ddim_eta1_on_all_steps_is_ddpm(model):
