@@ -6,9 +6,7 @@ downsample, rounded to 8 bits, is the input. Methods, all projected onto the LR 
   teacher        the teacher config's sampler (the demo's: DDIM eta 1, 10 steps, mean of 8);
   NAME/teacher   the solver NAME was distilled from (its workdir's config.json: distill.teacher_*),
                  on the trailing grid, one sample;
-  NAME/k         student NAME in k steps, for k in its distill.student_steps;
-  NAME/k-pair    the mean of an antithetic pair of k-step samples (2k network calls), k > 1
-                 (the 1-step student ignores its noise);
+  NAME/k         student NAME in k network evaluations, for k in --steps (`student_sampler`);
   bicubic        MATLAB imresize of the same LR.
 Metrics on the 8-bit images (RGB PSNR/SSIM with ceil(scale) pixels cropped, LR consistency).
 Time per image: the median of `--repeats` calls on all images of a scale (compiled beforehand,
@@ -47,7 +45,7 @@ import bench_heldout  # pylint: disable=g-import-not-at-top,wrong-import-positio
 LR_SIDES = {'x2': 48, 'x3': 32, 'x4': 24, 'x3.2': 30}
 
 
-def _methods(teacher_config, students):
+def _methods(teacher_config, students, steps):
   """name -> (which model, sampler config); students: name -> its experiment config."""
   out = {'teacher': ('teacher', diffusion_config.resolve_sampler(teacher_config))}
   for name, config in students.items():
@@ -56,13 +54,10 @@ def _methods(teacher_config, students):
     solver.update(name=d.teacher_sampler, steps=d.teacher_steps, spacing='trailing',
                   eta=d.teacher_eta, mean_of=1)
     out[f'{name}/teacher'] = ('teacher', solver)
-    for k in d.student_steps:
+    for k in steps:
       sampler = diffusion_config.resolve_sampler(config)
       sampler.update(steps=k, mean_of=1)
       out[f'{name}/{k}'] = (name, sampler)
-      if k > 1:
-        out[f'{name}/{k}-pair'] = (name, sampler.copy_and_resolve_references())
-        out[f'{name}/{k}-pair'][1].update(mean_of=2, antithetic=True)
   return out
 
 
@@ -81,6 +76,7 @@ def main() -> None:
   parser.add_argument('--student', action='append', required=True, help='NAME=CHECKPOINT_DIR')
   parser.add_argument('--teacher-config', default='configs/demo.py')
   parser.add_argument('--scales', default=','.join(LR_SIDES), help='of ' + ','.join(LR_SIDES))
+  parser.add_argument('--steps', default='1,2,3,4', help="the students' network evaluations")
   parser.add_argument('--repeats', type=int, default=5,
                       help='rounds of timed calls (one per method) per scale')
   args = parser.parse_args()
@@ -96,7 +92,7 @@ def main() -> None:
     students[name] = config
     models[name] = inference_model.load_model(teacher_config.model, directory, sharding=device,
                                               sampler_name='distilled')[0]
-  methods = _methods(teacher_config, students)
+  methods = _methods(teacher_config, students, [int(k) for k in args.steps.split(',')])
   hrs = {name: bench_heldout._hr(name) for name in bench_heldout.IMAGES}  # pylint: disable=protected-access
   rows, means = [], {}
   for label in args.scales.split(','):

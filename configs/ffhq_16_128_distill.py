@@ -1,4 +1,5 @@
-"""The official face model (configs/ffhq_16_128.py) distilled to 1, 2 and 4 steps, for a GPU node.
+"""The official face model (configs/ffhq_16_128.py) distilled into a few-step student, on a GPU
+node.
 
   idm-jax convert --torch-checkpoint I640000_E37_gen.pth --config configs/ffhq_16_128.py \\
       --output runs/ffhq_official
@@ -7,8 +8,9 @@
       --config.data.eval.path=/data/celebahq/hr_128
 
 The teacher: 20 DDIM steps with eta 1 on the trailing grid, projected onto the PIL-bicubic LR at
-every step; the student learns the mean of its outputs (L2) at the levels of its 1-, 2- and
-4-step grids, at every scale x1..x8 of the face data. Validation: CelebA-HQ x8 with 4 steps.
+every step; the student learns the mean of its outputs (L2) at the teacher's steps 0, 5, 10 and 15
+(its sampler reads 0 and 15), at every scale x1..x8 of the face data. Validation: CelebA-HQ x8
+with 4 network evaluations.
 The README gives the cost estimate.
 """
 import ml_collections
@@ -22,7 +24,6 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.distill.teacher_sampler = 'ddim'
   c.distill.teacher_eta = 1.0
   c.distill.teacher_steps = 20
-  c.distill.student_steps = (1, 2, 4)
   c.distill.loss = 'l2'
 
   c.train.num_steps = 20_000

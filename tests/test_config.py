@@ -85,9 +85,10 @@ def test_loader_applies_typed_overrides():
     ('configs/demo.py', ['--config.train.batch_size=abc'], 'batch_size'),
     ('configs/demo.py', ['--config.eval.num_images=0'], 'eval.num_images'),
     ('configs/demo.py', ['--config.model.max_scale=3.0'], 'max_scale'),
-    ('configs/demo_distill.py', ['--config.sampler.steps=3'], r'distill.student_steps = \(1, 2, 4\)'),
+    ('configs/demo_distill.py', ['--config.sampler.steps=0'], '1 network evaluation or more'),
     ('configs/demo_distill.py', ['--config.sampler.name=ddim'], 'sampler.name = "distilled"'),
-    ('configs/demo_distill.py', ['--config.distill.student_steps=(3,)'], 'divide'),
+    ('configs/demo_distill.py', ['--config.distill.teacher_steps=10'], 'multiple of 4 that'),
+    ('configs/demo_distill.py', ['--config.distill.student_steps=(1,)'], 'student_steps'),
     ('configs/demo.py', ['sampler.steps=3'], 'overrides look like'),
 ])
 def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):

@@ -93,7 +93,8 @@ def _check_sampler(meta: dict[str, Any], sampler_name: str, where: str) -> None:
   if student and sampler_name != 'distilled':
     raise ValueError(f'{where} is a distilled student (config.distill.teacher was set), which '
                      f"the {sampler_name!r} sampler would misread: pass --sampler distilled "
-                     "(sampler.name = 'distilled') with 1 to 4 --steps.")
+                     "(sampler.name = 'distilled') and --steps, its network evaluations (1 or "
+                     'more).')
   if not student and sampler_name == 'distilled':
     raise ValueError(f"{where} is not a distilled student: the 'distilled' sampler would misread "
                      'its noise prediction; pass --sampler dpm_solver++, ddim or ddpm.')

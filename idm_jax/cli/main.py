@@ -63,7 +63,7 @@ def run(argv: list[str] | None = None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
   commands.add_parser('train', help='train from a config (flags as `python -m idm_jax.main`)')
-  commands.add_parser('distill', help='distil a checkpoint to 1-4 steps: train with '
+  commands.add_parser('distill', help='distil a checkpoint into a few-step student: train with '
                       '--teacher=CHECKPOINT_DIR (sets distill.teacher)')
   for name, (module_name, help_text) in _SUBCOMMANDS.items():
     sub = commands.add_parser(name, help=help_text)

@@ -24,11 +24,11 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   """A 20-step DPM-Solver++(2M) sampler, tiled past 256x256 outputs."""
   c = ml_collections.ConfigDict()
   # 'ddpm' (all T steps) | 'ddim' | 'dpm_solver++' (2M, data prediction) | 'distilled' (a student
-  # of `config.distill`, whose output is x0: deterministic DDIM on the trailing grid).
+  # of `config.distill`: a blind estimate, then the mean of steps - 1 re-noised readings of it).
   c.name = 'dpm_solver++'
   c.steps = 20  # Network evaluations; 'ddpm' always takes num_timesteps.
   # 'leading': t_i = floor(i * T / steps), the official DDIM grid (ends at t = 0);
-  # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1); 'distilled' always is.
+  # 'trailing': t_i = T - 1 - floor(i * T / steps) (starts at t = T - 1). Not read by 'distilled'.
   c.spacing = 'leading'
   c.eta = 0.0  # DDIM only: 0 deterministic, 1 the DDPM posterior variance.
   # Project every step's x0 and the result onto the images whose degradation is the LR input:

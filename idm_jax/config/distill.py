@@ -1,8 +1,9 @@
 """Distillation: the `config.distill` section, which turns training into distilling a teacher.
 
 With `distill.teacher` set, the trainer initialises the network from the teacher checkpoint's EMA
-weights and trains it to reach, in `sampler.steps` in `distill.student_steps` evaluations, the
-end of the teacher's `teacher_steps`-step trajectory (`diffusion/distillation.py`).
+weights and trains it to give, from the teacher's points at the levels of its trailing 4-step grid,
+the end of the teacher's `teacher_steps`-step trajectory (`diffusion/distillation.py`); it is then
+sampled in any number of evaluations (`sampler.steps`, `diffusion/student_sampler.py`).
 Everything else (sharded step, checkpoints, resume, EMA, validation) is training's.
 """
 import ml_collections
@@ -15,6 +16,8 @@ def default_distill_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.teacher = ''  # Checkpoint directory of the teacher (a run's checkpoints/); '' = plain training.
   c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid of the student.
+  # A multiple of 4 that divides diffusion.num_timesteps: the student learns from its steps
+  # j * S / 4, the last at t = T / 4 - 1, where its sampler refines.
   c.teacher_steps = 20
   # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends
   # (at its blind first levels, which do not see the starting noise: the mean over it).
@@ -22,9 +25,6 @@ def default_distill_config() -> ml_collections.ConfigDict:
   # teacher's outputs from each point, i.e. the mean of many samples in one (the posterior mean).
   c.teacher_eta = 0.0
   c.loss = 'l1'  # 'l1' | 'l2', on the student's x0 against the teacher's output.
-  # The step counts the one student serves; each must divide teacher_steps. It trains on the
-  # union of their noise levels, so (1, 2, 4) costs no more than (4,).
-  c.student_steps = (1, 2, 4)
   return c
 
 
@@ -39,15 +39,17 @@ def check(config: ml_collections.ConfigDict) -> None:
   if not 0 <= d.teacher_eta <= 1 or (d.teacher_eta and d.teacher_sampler != 'ddim'):
     raise ValueError(f'distill.teacher_eta = {d.teacher_eta}: in [0, 1], and above 0 only with '
                      'distill.teacher_sampler = "ddim".')
-  if not d.student_steps or any(k < 1 or d.teacher_steps % k for k in d.student_steps):
-    raise ValueError(f'distill.student_steps = {tuple(d.student_steps)}: give step counts that '
-                     f'divide distill.teacher_steps = {d.teacher_steps}.')
   if not 1 <= d.teacher_steps <= config.diffusion.num_timesteps:
     raise ValueError(f'distill.teacher_steps = {d.teacher_steps} must be in [1, '
                      f'diffusion.num_timesteps = {config.diffusion.num_timesteps}].')
   if d.teacher and sampler.name != 'distilled':
     raise ValueError(f'distillation validates the student: set sampler.name = "distilled" '
                      f'(sampler.name is {sampler.name!r}).')
-  if d.teacher and sampler.steps not in d.student_steps:
-    raise ValueError(f'sampler.steps = {sampler.steps}: the student is trained for '
-                     f'distill.student_steps = {tuple(d.student_steps)}.')
+  if d.teacher:
+    if d.teacher_steps % 4 or config.diffusion.num_timesteps % d.teacher_steps:
+      raise ValueError(f'distill.teacher_steps = {d.teacher_steps}: pass a multiple of 4 that '
+                       f'divides diffusion.num_timesteps = {config.diffusion.num_timesteps}, so '
+                       'that the teacher steps at t = T / 4 - 1, where the student refines.')
+    if sampler.steps < 1:
+      raise ValueError(f'sampler.steps = {sampler.steps}: a distilled student takes 1 network '
+                       'evaluation or more.')

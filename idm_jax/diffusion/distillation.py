@@ -2,32 +2,30 @@
 
 The teacher runs its S-step solver (DPM-Solver++, or DDIM with any eta; trailing grid, x0
 clipped and projected onto the LR input at every step) from noise z to its output x_hat. The
-student is the same network. At each level t_j of its k-step grids (every (S / k)-th teacher
-step, for each k in `distill.student_steps`) it sees the teacher's own x_{t_j}, on the path from
-z, and is trained to give x_hat:
-    loss = | x0_student(x_{t_j}, gamma_j) - x_hat |   (L1, or squared with distill.loss = 'l2'),
+student is the same network. At the teacher's steps j * S / 4 (`student_levels`; their first and
+last, t = T - 1 and T / 4 - 1, are the blind and refinement levels its sampler reads:
+`student_sampler`) it sees the teacher's own x_t, on the path from z, and is trained to give
+x_hat:
+    loss = | x0_student(x_t, gamma) - x_hat |   (L1, or squared with distill.loss = 'l2'),
 averaged over the levels and the batch. `solvers.student_reading` turns the network's output
 into x0 by level: as noise, like the teacher, where gamma >= 0.25 (so the student starts as the
-teacher's one-step x0 prediction there); as x0 below, where that prediction amplifies the
-noise estimate up to 150 times; and with a zero input where gamma < 0.1, where x_t is nearly
-all noise. At a blind level the student cannot see which noise its teacher started from, so
-it learns the mean (L2) or median (L1) of the teacher's outputs over that noise, whatever the
-teacher; at the other levels on a deterministic path (eta 0) a student that is exact there
-reproduces the teacher from that point. With a stochastic teacher (DDIM, eta 1) x_hat is one draw among the outputs
-reachable from x_{t_j}, and the L2 minimiser is their mean: one student step then gives what the
-mean of many teacher samples would. k-step sampling (`solvers.distilled_table`) re-noises its x0
-along the same noise direction, deterministic DDIM, so later steps correct the errors of
-earlier ones.
+teacher's one-step x0 prediction there); as x0 below; and with a zero input where gamma < 0.1,
+where x_t is over 99% noise and the teacher's noise reading would amplify its errors up to 150
+times. At a blind level the student cannot see which noise its teacher started from, so it learns
+the mean (L2) or median (L1) of the teacher's outputs over that noise, whatever the teacher. At
+the other levels on a deterministic path (eta 0) an exact student reproduces the teacher from
+that point; with a stochastic teacher (DDIM, eta 1) x_hat is one draw among the outputs
+reachable from x_t, and the L2 minimiser is their mean.
 
 Reading the output as x0 at every level, with the noisy input, left chroma noise on flat images
 (the student must unlearn the teacher's pass-through of its input) and x0 + sigma * x_t halved
 the training loss but lost 3-4 dB PSNR (at the highest level it must cancel the noise exactly).
 
 Why this and not progressive or consistency distillation: the targets are the teacher's own
-outputs, so one round of plain regression serves 1, 2 and 4 steps at every scale, with no
-chain of rounds (progressive) and no bootstrapped target (consistency models), which converge
-too slowly to measure on a CPU. The cost is the teacher's S evaluations per example and step,
-spread over the L levels that each path teaches.
+outputs, so one round of plain regression serves every number of student evaluations at every
+scale, with no chain of rounds (progressive) and no bootstrapped target (consistency models),
+which converge too slowly to measure on a CPU. The cost is the teacher's S evaluations per
+example and step, spread over the four levels that each path teaches.
 """
 from typing import Callable, NamedTuple
 
@@ -48,9 +46,15 @@ from idm_jax.diffusion import solvers
 Net = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def student_levels(teacher_steps: int, student_steps: tuple[int, ...]) -> tuple[int, ...]:
-  """The teacher steps whose inputs the student learns from: j * S / k for every k, j < k."""
-  return tuple(sorted({j * (teacher_steps // k) for k in student_steps for j in range(k)}))
+def student_levels(teacher_steps: int) -> tuple[int, ...]:
+  """The teacher steps whose inputs the student learns from: those of the trailing 4-step grid,
+  j * S / 4 (S = 20: steps 0, 5, 10, 15). The sampler reads the first (t = T - 1, blind) and the
+  last (t = T / 4 - 1 when S divides T); the two between are taught too: training at the sampler's
+  two alone measured worse (README)."""
+  if teacher_steps % 4:
+    raise ValueError(f'distill.teacher_steps = {teacher_steps}: pass a multiple of 4 (the '
+                     'student learns from the teacher steps of its 4-step grid).')
+  return tuple(j * teacher_steps // 4 for j in range(4))
 
 
 def teacher_table(schedule: schedules.NoiseSchedule, name: str, steps: int,
@@ -117,6 +121,6 @@ def distill_loss(student, teacher, lr: jax.Array, out_hw: tuple[int, int], p: ja
   cond = jax.lax.stop_gradient(teacher.condition(lr, out_hw, p))
   targets = teacher_targets(lambda _, y, gamma, __: teacher.denoise(cond, y, gamma), lr, out_hw,
                             p, jax.random.split(key, lr.shape[0]), table,
-                            student_levels(d.teacher_steps, tuple(d.student_steps)),
+                            student_levels(d.teacher_steps),
                             projector=projector, clip_x0=bool(config.sampler.clip_x0))
   return student_loss(student, lr, p, targets, d.loss)

@@ -2,7 +2,8 @@
 
 As in Flax's gemma sampler, the model is split once outside and merged inside a single `jax.jit`
 over (graphdef, state, ...): the LR conditioning is computed once, then `scan_loop.run` scans the
-steps. The step table is a traced argument, so changing eta or the schedule does not recompile.
+steps (a distilled student: `student_sampler.run`). The step table (the student's plan) is a
+traced argument, so changing eta or the schedule does not recompile.
 """
 import functools
 from typing import Any, Callable, NamedTuple, Sequence
@@ -17,6 +18,7 @@ from idm_jax.diffusion import consistency
 from idm_jax.diffusion import scan_loop
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
+from idm_jax.diffusion import student_sampler
 from idm_jax.diffusion import tiling
 
 # (lr (b, h, w, 3), out_hw (H, W), p (b,)).
@@ -27,7 +29,8 @@ Request = tuple[jax.Array, tuple[int, int], jax.Array]
                                              'trajectory_every', 'mean_of', 'antithetic',
                                              'fresh_noise'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
-            keys: jax.Array, table: solvers.StepTable, projector: consistency.Projector | None,
+            keys: jax.Array, table: solvers.StepTable | student_sampler.StudentPlan,
+            projector: consistency.Projector | None,
             *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
             trajectory_every: int, mean_of: int, antithetic: bool = False,
@@ -66,10 +69,14 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
   project = None
   if projector is not None:
     project = lambda x0: consistency.project(projector, x0, lr)
-  x = jnp.zeros((lr.shape[0], *out_hw, 3), jnp.float32)
-  x, traj = scan_loop.run(eps_fn, x, keys, table, clip_x0=clip_x0, noise_sign=noise_sign,
-                          trajectory_every=trajectory_every, project_x0=project,
-                          fresh_noise=fresh_noise)
+  shape = (lr.shape[0], *out_hw, 3)
+  if isinstance(table, student_sampler.StudentPlan):
+    # The mean of projected readings is projected already (the projection is affine).
+    return student_sampler.run(eps_fn, shape, keys, table, clip_x0=clip_x0, project_x0=project,
+                               noise_sign=noise_sign), None
+  x, traj = scan_loop.run(eps_fn, jnp.zeros(shape, jnp.float32), keys, table, clip_x0=clip_x0,
+                          noise_sign=noise_sign, trajectory_every=trajectory_every,
+                          project_x0=project, fresh_noise=fresh_noise)
   return (x if project is None else project(x)), traj
 
 
@@ -89,7 +96,13 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
                tiled: bool | None, trajectory_every: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
   """The positional and static arguments of `_sample`; lr and p may be `jax.ShapeDtypeStruct`s."""
   out_hw = (int(out_hw[0]), int(out_hw[1]))
-  table = solvers.make_table(sampler, schedules.make_schedule(diffusion, np.float64))
+  schedule = schedules.make_schedule(diffusion, np.float64)
+  student = sampler.name == 'distilled'
+  if student and trajectory_every:
+    raise ValueError(f'sampler.trajectory_every = {trajectory_every}: the distilled sampler keeps '
+                     'no trajectory (its readings are of one estimate); pass 0.')
+  table = (student_sampler.make_plan(schedule, sampler.steps) if student
+           else solvers.make_table(sampler, schedule))
   if not isinstance(p, jax.ShapeDtypeStruct):
     p = jnp.asarray(p, jnp.float32)
   if sampler.consistency == 'auto':
@@ -108,7 +121,7 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
                 clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every),
                 mean_of=int(sampler.mean_of),
                 antithetic=bool(sampler.antithetic) and sampler.mean_of > 1,
-                fresh_noise=not solvers.is_deterministic(table))
+                fresh_noise=not student and not solvers.is_deterministic(table))
   return (graphdef, state, lr, p, keys, table, projector), static
 
 

@@ -1,13 +1,12 @@
-"""DDPM, DDIM, DPM-Solver++(2M) and the distilled student as tables of per-step coefficients of
-one update rule.
+"""DDPM, DDIM and DPM-Solver++(2M) as tables of per-step coefficients of one update rule; how a
+distilled student's output is read (its sampler: `student_sampler.py`).
 
 Step i adds fresh noise, x = x + noise_i * z with z ~ N(0, I), evaluates the network at noise
 level gamma_i on x, predicts
   x0 = recip_i * x - recipm1_i * eps          (clipped to [-1, 1] if asked),
 and moves towards the next noise level with
   x_next = a_i * x + b_i * x0 + c_i * x0_prev,
-where x0_prev is the previous step's prediction (used by the multistep solver only). A distilled
-student outputs x0 itself: its table has recip = 0 and recipm1 = -1. noise_0 = 1
+where x0_prev is the previous step's prediction (used by the multistep solver only). noise_0 = 1
 draws x_T itself (from x = 0); noise_i (i > 0) is the std of the previous step's ancestral noise.
 The last step of every sampler lands on gamma = 1 with no noise left, so the final x is the last
 (clipped) x0. Coefficients are computed in float64 and stored float32.
@@ -29,11 +28,11 @@ class StepTable(NamedTuple):
   b: np.ndarray
   c: np.ndarray
   noise: np.ndarray  # Std of the fresh noise added before the step; 1 at step 0 (x_T).
-  input_scale: np.ndarray  # The network sees input_scale * x_t: 1, except a student's blind steps.
+  input_scale: np.ndarray  # The network sees input_scale * x_t (1 in every table here).
 
 
 def is_deterministic(table: StepTable) -> bool:
-  """Whether the table adds no noise after x_T (DDIM with eta 0, DPM-Solver++, a student)."""
+  """Whether the table adds no noise after x_T (DDIM with eta 0, DPM-Solver++)."""
   return not np.any(np.asarray(table.noise)[1:])
 
 
@@ -114,13 +113,13 @@ def dpm_solver_pp_2m_table(schedule: schedules.NoiseSchedule, t: np.ndarray) -> 
 # A distilled student reads its output as noise, as its teacher does, where gamma >= this: there it
 # starts as the teacher's own one-step x0 prediction, whose noise estimate is amplified at most
 # sigma / gamma < 4 times. Below, its output is x0 (that amplification reaches 150x at gamma_T).
-# Measured on the demo (README): 0.25 gives the best 4-step student; x0 at every level lost
-# 0.5-1.2 dB at 4 steps (held-out photos), noise from 0.5 up 1.8-2.4 dB (validation photos).
+# Measured on the demo (README), with students then trained at four levels: 0.25 gave the best
+# 4-step student; x0 at every level lost 0.5-1.2 dB at 4 steps, noise from 0.5 up 1.8-2.4 dB.
 STUDENT_NOISE_MIN_GAMMA = 0.25
 # ... and it sees no input where gamma < this: x_t is then over 99% noise, which its best answer
 # (nearly the mean of the teacher's outputs) ignores; a zero input spares it unlearning the
-# teacher's pass-through of the noise, which otherwise leaves chroma noise on flat images. On the
-# demo's schedule that is the levels 0 and 5 of 20; 0.05 (level 0 only) measured 0.4-1.6 dB worse.
+# teacher's pass-through of the noise, which otherwise leaves chroma noise on flat images. (With
+# the four-level students, 0.05 here, a noisy input at level 5 of 20, measured 0.4-1.6 dB worse.)
 STUDENT_BLIND_MAX_GAMMA = 0.1
 
 
@@ -134,27 +133,13 @@ def student_reading(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
   return recip, recipm1, np.where(gamma < STUDENT_BLIND_MAX_GAMMA, 0.0, 1.0)
 
 
-def distilled_table(schedule: schedules.NoiseSchedule, steps: int) -> StepTable:
-  """The student of `diffusion.distillation` in `steps` evaluations: deterministic DDIM on the
-  trailing grid, the network's output read by `student_reading` (x_next = sigma_next / sigma * x
-  + (gamma_next - gamma * sigma_next / sigma) * x0).
-
-  The trailing grids nest (k steps are every (S / k)-th step of S when k divides S), so the levels
-  of the k-step student lie on the teacher's S-step trajectory.
-  """
-  table = ddim_table(schedule, timesteps(schedule.num_timesteps, steps, 'trailing'), 0.0)
-  recip, recipm1, input_scale = student_reading(table.gamma)
-  f32 = lambda v: np.asarray(v, np.float32)
-  return table._replace(recip=f32(recip), recipm1=f32(recipm1), input_scale=f32(input_scale))
-
-
 def make_table(sampler: ml_collections.ConfigDict,
                schedule: schedules.NoiseSchedule) -> StepTable:
   """The table of `sampler.name` (`default_sampler_config()` fields); use a float64 schedule."""
   if sampler.name == 'ddpm':
     return ddpm_table(schedule)
   if sampler.name == 'distilled':
-    return distilled_table(schedule, sampler.steps)
+    raise ValueError("a distilled student has no step table: see student_sampler.make_plan.")
   t = timesteps(schedule.num_timesteps, sampler.steps, sampler.spacing)
   if sampler.name == 'ddim':
     return ddim_table(schedule, t, sampler.eta)

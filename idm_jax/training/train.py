@@ -161,9 +161,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if config.distill.teacher:
     teacher, teacher_step = store.restore_param_dict(
         config.distill.teacher, layout.abstract_state.params, config.model)
-    logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into %s steps.',
+    logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
                  teacher_step, config.distill.teacher, config.distill.teacher_sampler,
-                 config.distill.teacher_steps, tuple(config.distill.student_steps))
+                 config.distill.teacher_steps)
   state = _restore_or_create(config, layout, tx, manager, teacher)
   rest = train_state_lib.make_rest(layout)
   start_step = int(state.step)

@@ -12,6 +12,7 @@ from idm_jax.diffusion import distillation
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
+from idm_jax.diffusion import student_sampler
 from tests import float_rounding
 from tests.diffusion import stand_in
 
@@ -37,12 +38,12 @@ P = jnp.array([0.5, 1.0])
 
 
 def _config(loss, sampler='dpm_solver++', eta=0.0):
-  """An experiment config: the test schedule, a 4-step teacher, students of 1, 2 and 4 steps."""
+  """An experiment config: the test schedule, a 4-step teacher."""
   c = experiment.default_config()
   c.diffusion = _diffusion()
   c.distill.loss, c.distill.teacher_sampler, c.distill.teacher_eta = loss, sampler, eta
   c.data.degradation = 'matlab_bicubic'
-  c.distill.teacher_steps, c.distill.student_steps = 4, (1, 2, 4)
+  c.distill.teacher_steps = 4
   return c
 
 
@@ -60,63 +61,98 @@ class X0StandIn(nnx.Module):
     return self(cond['lr'], y, gamma, cond['p'])
 
 
-def test_student_levels_are_the_nested_grids():
-  assert distillation.student_levels(20, (1, 2, 4)) == (0, 5, 10, 15)
-  assert distillation.student_levels(12, (1, 3)) == (0, 4, 8)
-  assert distillation.student_levels(8, (2,)) == (0, 4)
+def test_student_levels_are_the_4_step_grid_ending_where_the_sampler_refines():
+  assert distillation.student_levels(20) == (0, 5, 10, 15)
+  assert distillation.student_levels(4) == (0, 1, 2, 3)
+  levels = distillation.student_levels(8)
+  grid = solvers.timesteps(T, 8, 'trailing')  # 39, 34, ..., 9, 4.
+  np.testing.assert_array_equal(grid[[levels[0], levels[-1]]], student_sampler.timesteps(T))
+  np.testing.assert_array_equal(student_sampler.timesteps(T), [T - 1, T // 4 - 1])
+  with pytest.raises(ValueError, match='multiple of 4'):
+    distillation.student_levels(10)
 
 
 @pytest.mark.parametrize('steps', [1, 2, 4])
-def test_student_table_is_ddim_on_the_teacher_grid(steps):
+def test_student_plan_by_closed_form(steps):
   schedule = _schedule()
-  table = solvers.distilled_table(schedule, steps)
-  teacher = distillation.teacher_table(schedule, 'dpm_solver++', 20)
-  # The student's levels are the teacher's at every (20 / k)-th step.
-  np.testing.assert_allclose(table.gamma, teacher.gamma[::20 // steps], rtol=1e-6)
-  abar = np.append(np.asarray(schedule.alphas_cumprod)[T - 1 - np.arange(steps) * T // steps], 1.0)
+  plan = student_sampler.make_plan(schedule, steps)
+  abar = np.cumprod(1 - np.linspace(1e-4, 0.3, T))[[T - 1, T // 4 - 1]]  # 'linear' betas.
   g, s = np.sqrt(abar), np.sqrt(1 - abar)
-  np.testing.assert_allclose(table.gamma, g[:-1], rtol=1e-6)
-  np.testing.assert_allclose(table.a, s[1:] / s[:-1], rtol=1e-5, atol=1e-7)
-  np.testing.assert_allclose(table.b, g[1:] - s[1:] / s[:-1] * g[:-1], rtol=1e-5, atol=1e-7)
-  # The output is noise where gamma >= 0.25 (this schedule's levels: 0.035, 0.16, 0.46, 0.84),
-  # x0 below; the first level (gamma < 0.1) sees a zero input.
+  np.testing.assert_allclose(plan.gamma, g, rtol=1e-6)
+  # The teacher's grid passes both levels, where the student learns.
+  teacher = distillation.teacher_table(schedule, 'ddim', 8, 1.0)
+  np.testing.assert_allclose(plan.gamma, teacher.gamma[[0, 6]], rtol=1e-6)
+  # Blind at gamma 0.035 (zero input, output read as x0), noise at 0.46: x0 = (x - s out) / g.
   out, x = 0.3, 0.7
-  noise_level = g[:-1] >= 0.25
-  assert noise_level.tolist() == [False, False, True, True][::4 // steps][:steps]
-  np.testing.assert_allclose(table.recip * x - table.recipm1 * out,
-                             np.where(noise_level, (x - s[:-1] * out) / g[:-1], out), rtol=1e-5)
-  np.testing.assert_array_equal(table.input_scale, np.arange(steps) > 0)
-  assert table.noise[0] == 1 and (table.noise[1:] == 0).all() and (table.c == 0).all()
+  np.testing.assert_allclose(plan.recip * x - plan.recipm1 * out, [out, (x - s[1] * out) / g[1]],
+                             rtol=1e-5)
+  np.testing.assert_array_equal(plan.input_scale, [0, 1])
+  np.testing.assert_allclose(plan.angles, 2 * np.pi * np.arange(steps - 1) / max(steps - 1, 1))
+  with pytest.raises(ValueError, match='1 evaluation or more'):
+    student_sampler.make_plan(schedule, 0)
 
 
-def test_student_reading_at_the_demo_schedules_levels():
-  """Steps 0, 5, 10, 15 of 20 on the demo's schedule: blind x0, blind x0, noise, noise."""
-  gamma = np.array([0.0066, 0.0596, 0.286, 0.732])
-  recip, recipm1, input_scale = solvers.student_reading(gamma)
-  np.testing.assert_array_equal(input_scale, [0, 0, 1, 1])
-  out, x = 0.3, 0.7
-  expected_x0 = [out, out, *((x - np.sqrt(1 - g**2) * out) / g for g in gamma[2:])]
-  np.testing.assert_allclose(recip * x - recipm1 * out, expected_x0, rtol=1e-12)
-
-
-def test_student_sampler_steps_by_closed_form():
-  """Two student steps (gammas 0.035 and 0.46): x0_0 = f(0) (a blind step read as x0),
-  x_1 = s1/s0 z + (g1 - s1/s0 g0) x0_0, result (x_1 - s1 f(x_1)) / g1 (read as noise)."""
-  student, lr = X0StandIn(), _lr()
+def _student_sample(student, steps, keys, consistency='none', clip_x0=False):
   sampler = config.default_sampler_config()
-  sampler.name, sampler.steps, sampler.consistency, sampler.clip_x0 = 'distilled', 2, 'none', False
-  sampler.trajectory_every = 1
-  images, traj = sampling.sample(student, lr, OUT_HW, P, jax.random.key(0), sampler, _diffusion())
-  abar = np.asarray(_schedule().alphas_cumprod)[[T - 1, T // 2 - 1]]
-  g, s = np.sqrt(abar), np.sqrt(1 - abar)
-  gamma = lambda i: jnp.full((2,), g[i], jnp.float32)
-  x0_0 = student(lr, jnp.zeros_like(traj.x[0]), gamma(0), P)
-  float_rounding.assert_equal_to_rounding(traj.x0[0], x0_0)
-  float_rounding.assert_equal_to_rounding(
-      traj.x[1], s[1] / s[0] * traj.x[0] + (g[1] - s[1] / s[0] * g[0]) * x0_0)
-  float_rounding.assert_equal_to_rounding(
-      images, (traj.x[1] - s[1] * student(lr, traj.x[1], gamma(1), P)) / g[1])
-  assert float(jnp.std(traj.x[0])) == pytest.approx(1.0, abs=0.1)  # It starts from noise.
+  sampler.name, sampler.steps, sampler.consistency, sampler.clip_x0 = (
+      'distilled', steps, consistency, clip_x0)
+  return sampling.sample(student, _lr(), OUT_HW, P, keys, sampler, _diffusion())
+
+
+class NoiseBlindStandIn(X0StandIn):
+  """A student stand-in that finds no noise where it reads noise (output 0 there): its x0 is
+  then x_t / gamma, which shows the sampler's noise."""
+
+  def __call__(self, lr, y, gamma, p):
+    return jnp.where(gamma[:, None, None, None] >= 0.25, 0.0, super().__call__(lr, y, gamma, p))
+
+
+def test_student_sampler_by_closed_form():
+  """The blind estimate A = f(0) (read as x0); k - 1 readings (x_i - s f(x_i)) / g of
+  x_i = g A + s z_i, averaged. With the noise read as none, each reading is A + s / g z_i: one
+  shows z_1 ~ N(0, 1), two or three cancel theirs (an antithetic pair; a circle)."""
+  lr, keys = _lr(), jax.random.split(jax.random.key(0), 2)
+  g0, g = (float(v) for v in student_sampler.make_plan(_schedule(), 1).gamma)
+  s = float(np.sqrt(1 - g**2))
+  gamma = lambda v: jnp.full((2,), v, jnp.float32)
+  student = X0StandIn()
+  blind = student(lr, jnp.zeros((2, *OUT_HW, 3)), gamma(g0), P)
+  float_rounding.assert_equal_to_rounding(_student_sample(student, 1, keys), blind)
+  one = _student_sample(NoiseBlindStandIn(), 2, keys)
+  z = (one - blind) * g / s
+  assert abs(float(jnp.mean(z))) < 0.1 and float(jnp.std(z)) == pytest.approx(1.0, abs=0.1)
+  for steps in (3, 4):
+    float_rounding.assert_equal_to_rounding(_student_sample(NoiseBlindStandIn(), steps, keys),
+                                            blind)
+  # A student affine in its input: the mean of the readings is the reading of their mean, g A.
+  class Affine(X0StandIn):
+
+    def __call__(self, lr, y, gamma, p):
+      return super().__call__(lr, jnp.zeros_like(y), gamma, p) + 0.2 * y
+
+  reading = lambda x: (x - s * Affine()(lr, x, gamma(g), P)) / g
+  for steps in (3, 4):
+    float_rounding.assert_equal_to_rounding(_student_sample(Affine(), steps, keys),
+                                            reading(g * blind))
+  # Clipping and projection apply to the blind estimate and to every reading: with the noise of
+  # the first reading known, s / g u = one - blind, the pair's mean in closed form.
+  projector = consistency.make_projector('matlab_bicubic', (4, 4), OUT_HW)
+  fix = lambda x0: consistency.project(projector, jnp.clip(x0, -1, 1), lr)
+  pair = _student_sample(NoiseBlindStandIn(), 3, keys, 'matlab_bicubic', True)
+  a = fix(blind)
+  float_rounding.assert_equal_to_rounding(pair, 0.5 * (fix(a + one - blind) + fix(a - one + blind)))
+  # Example b's image depends on keys[b] alone.
+  other = _student_sample(X0StandIn(), 3, jnp.stack([keys[0], jax.random.key(9)]))
+  mine = _student_sample(X0StandIn(), 3, keys)
+  float_rounding.assert_equal_to_rounding(other[0], mine[0])
+  assert float(jnp.abs(other[1] - mine[1]).max()) > 1e-3
+
+
+def test_student_sampler_keeps_no_trajectory():
+  sampler = config.default_sampler_config()
+  sampler.name, sampler.steps, sampler.trajectory_every = 'distilled', 2, 1
+  with pytest.raises(ValueError, match='keeps no trajectory'):
+    sampling.sample(X0StandIn(), _lr(), OUT_HW, P, jax.random.key(0), sampler, _diffusion())
 
 
 @pytest.mark.parametrize('name,eta', [('dpm_solver++', 0.0), ('ddim', 0.0), ('ddim', 1.0)])
@@ -127,7 +163,7 @@ def test_teacher_targets_are_points_of_the_teacher_path(name, eta):
   sampler.consistency, sampler.trajectory_every = 'matlab_bicubic', 1
   keys = jax.random.split(jax.random.key(3), 2)
   images, traj = sampling.sample(teacher, lr, OUT_HW, P, keys, sampler, _diffusion())
-  levels = distillation.student_levels(8, (1, 2, 4))
+  levels = distillation.student_levels(8)
   table = distillation.teacher_table(_schedule(), name, 8, eta)
   targets = distillation.teacher_targets(
       teacher, lr, OUT_HW, P, keys, table, levels,
@@ -174,7 +210,7 @@ def test_loss_against_closed_forms(loss, sampler, eta):
   assert float(const) == pytest.approx(0.25 if loss == 'l1' else 0.0625, rel=1e-5)
   # An offset of gamma: the loss is the mean of gamma (or gamma^2) over the student's levels.
   by_level = distillation.distill_loss(Offset(lambda g: g), teacher, lr, OUT_HW, P, key, c)
-  levels = np.array(distillation.student_levels(c.distill.teacher_steps, c.distill.student_steps))
+  levels = np.array(distillation.student_levels(c.distill.teacher_steps))
   gammas = distillation.teacher_table(_schedule(), sampler, 4, eta).gamma[levels]
   assert len(levels) == 4 and len(set(gammas.tolist())) == 4
   expected = gammas.mean() if loss == 'l1' else (gammas**2).mean()
