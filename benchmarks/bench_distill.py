@@ -14,7 +14,7 @@ called in rounds of one call per method), divided by their number.
 
   python benchmarks/bench_distill.py --teacher runs/demo/checkpoints \
       --student student=runs/demo_distill/checkpoints [--student NAME=WORKDIR/checkpoints ...] \
-      [--teacher-config configs/demo.py]
+      [--teacher-config configs/demo.py] [--steps 1,2,3,4]
 
 Prints one JSON object: per scale and method the mean metrics and seconds per image, and rows.
 """

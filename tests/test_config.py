@@ -87,7 +87,7 @@ def test_loader_applies_typed_overrides():
     ('configs/demo.py', ['--config.model.max_scale=3.0'], 'max_scale'),
     ('configs/demo_distill.py', ['--config.sampler.steps=0'], '1 network evaluation or more'),
     ('configs/demo_distill.py', ['--config.sampler.name=ddim'], 'sampler.name = "distilled"'),
-    ('configs/demo_distill.py', ['--config.distill.teacher_steps=10'], 'multiple of 4 that'),
+    ('configs/demo_distill.py', ['--config.distill.teacher_steps=10'], 'multiple of 4, so that'),
     ('configs/demo_distill.py', ['--config.distill.student_steps=(1,)'], 'student_steps'),
     ('configs/demo.py', ['sampler.steps=3'], 'overrides look like'),
 ])

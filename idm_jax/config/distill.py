@@ -15,9 +15,9 @@ LOSSES = ('l1', 'l2')
 def default_distill_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.teacher = ''  # Checkpoint directory of the teacher (a run's checkpoints/); '' = plain training.
-  c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid of the student.
-  # A multiple of 4 that divides diffusion.num_timesteps: the student learns from its steps
-  # j * S / 4, the last at t = T / 4 - 1, where its sampler refines.
+  c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid.
+  # A multiple of 4: the student learns from its steps j * S / 4, the last at the level where its
+  # sampler refines (t = T / 4 - 1).
   c.teacher_steps = 20
   # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends
   # (at its blind first levels, which do not see the starting noise: the mean over it).
@@ -46,10 +46,9 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'distillation validates the student: set sampler.name = "distilled" '
                      f'(sampler.name is {sampler.name!r}).')
   if d.teacher:
-    if d.teacher_steps % 4 or config.diffusion.num_timesteps % d.teacher_steps:
-      raise ValueError(f'distill.teacher_steps = {d.teacher_steps}: pass a multiple of 4 that '
-                       f'divides diffusion.num_timesteps = {config.diffusion.num_timesteps}, so '
-                       'that the teacher steps at t = T / 4 - 1, where the student refines.')
+    if d.teacher_steps % 4:
+      raise ValueError(f'distill.teacher_steps = {d.teacher_steps}: pass a multiple of 4, so that '
+                       'the teacher steps at t = T / 4 - 1, where the student refines.')
     if sampler.steps < 1:
       raise ValueError(f'sampler.steps = {sampler.steps}: a distilled student takes 1 network '
                        'evaluation or more.')

@@ -48,9 +48,9 @@ Net = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 def student_levels(teacher_steps: int) -> tuple[int, ...]:
   """The teacher steps whose inputs the student learns from: those of the trailing 4-step grid,
-  j * S / 4 (S = 20: steps 0, 5, 10, 15). The sampler reads the first (t = T - 1, blind) and the
-  last (t = T / 4 - 1 when S divides T); the two between are taught too: training at the sampler's
-  two alone measured worse (README)."""
+  j * S / 4 (S = 20: steps 0, 5, 10, 15), so the first and last are at the sampler's two
+  timesteps (`student_sampler.timesteps`); the two between are taught too: training at the
+  sampler's two alone measured worse (README)."""
   if teacher_steps % 4:
     raise ValueError(f'distill.teacher_steps = {teacher_steps}: pass a multiple of 4 (the '
                      'student learns from the teacher steps of its 4-step grid).')
@@ -59,7 +59,7 @@ def student_levels(teacher_steps: int) -> tuple[int, ...]:
 
 def teacher_table(schedule: schedules.NoiseSchedule, name: str, steps: int,
                   eta: float = 0.0) -> solvers.StepTable:
-  """The teacher's solver on the trailing grid (shared with the student's); eta: DDIM's."""
+  """The teacher's solver on the trailing grid; eta: DDIM's."""
   t = solvers.timesteps(schedule.num_timesteps, steps, 'trailing')
   if name == 'dpm_solver++':
     return solvers.dpm_solver_pp_2m_table(schedule, t)

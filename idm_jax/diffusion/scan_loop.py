@@ -33,6 +33,16 @@ def normal(keys: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return jax.vmap(lambda k: jax.random.normal(k, shape, jnp.float32))(keys)
 
 
+def predicted_x0(x: jax.Array, out: jax.Array, recip: jax.Array, recipm1: jax.Array, *,
+                 clip_x0: bool, project_x0: Callable[[jax.Array], jax.Array] | None) -> jax.Array:
+  """x0 = recip * x - recipm1 * out from the network's output at x, clipped to [-1, 1] and
+  projected onto the LR input if asked."""
+  x0 = recip * x - recipm1 * out.astype(jnp.float32)
+  if clip_x0:
+    x0 = jnp.clip(x0, -1.0, 1.0)
+  return x0 if project_x0 is None else project_x0(x0)
+
+
 def _slots(num_steps: int, trajectory_every: int,
            record_steps: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
   """The trajectory slot each step writes, (S,) int32, and the slot count; steps that keep
@@ -96,12 +106,8 @@ def run(eps_fn: EpsFn, x: jax.Array, keys: jax.Array, table: solvers.StepTable, 
     row, slot = row_and_index
     if fresh_noise:
       x, keys = add_noise(x, keys, row.noise)
-    eps = eps_fn(row.input_scale * x, jnp.full((x.shape[0],), row.gamma)).astype(jnp.float32)
-    x0 = row.recip * x - row.recipm1 * eps
-    if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
-    if project_x0 is not None:
-      x0 = project_x0(x0)
+    x0 = predicted_x0(x, eps_fn(x, jnp.full((x.shape[0],), row.gamma)), row.recip, row.recipm1,
+                      clip_x0=clip_x0, project_x0=project_x0)
     if traj is not None:
       # With trajectory_every, a block's slot is rewritten on each of its steps: the last stays.
       traj = Trajectory(jax.lax.dynamic_update_index_in_dim(traj.x, x, slot, 0),

@@ -28,7 +28,6 @@ class StepTable(NamedTuple):
   b: np.ndarray
   c: np.ndarray
   noise: np.ndarray  # Std of the fresh noise added before the step; 1 at step 0 (x_T).
-  input_scale: np.ndarray  # The network sees input_scale * x_t (1 in every table here).
 
 
 def is_deterministic(table: StepTable) -> bool:
@@ -64,7 +63,7 @@ def _table(abar: np.ndarray, a, b, c, s) -> StepTable:
   its update (0 on the last step, which returns x0).
   """
   cols = (np.sqrt(abar), np.sqrt(1.0 / abar), np.sqrt(1.0 / abar - 1.0), a, b, c,
-          np.append(1.0, s[:-1]), np.ones(len(abar)))
+          np.append(1.0, s[:-1]))
   return StepTable(*(np.asarray(col, np.float64).astype(np.float32) for col in cols))
 
 
@@ -113,13 +112,13 @@ def dpm_solver_pp_2m_table(schedule: schedules.NoiseSchedule, t: np.ndarray) -> 
 # A distilled student reads its output as noise, as its teacher does, where gamma >= this: there it
 # starts as the teacher's own one-step x0 prediction, whose noise estimate is amplified at most
 # sigma / gamma < 4 times. Below, its output is x0 (that amplification reaches 150x at gamma_T).
-# Measured on the demo (README), with students then trained at four levels: 0.25 gave the best
-# 4-step student; x0 at every level lost 0.5-1.2 dB at 4 steps, noise from 0.5 up 1.8-2.4 dB.
+# Measured on the demo (README), with the student then sampled as a chain of DDIM steps: x0 at
+# every level lost 1.8-2.1 dB at 4 steps, noise from 0.5 up 1.8-2.4 dB.
 STUDENT_NOISE_MIN_GAMMA = 0.25
 # ... and it sees no input where gamma < this: x_t is then over 99% noise, which its best answer
 # (nearly the mean of the teacher's outputs) ignores; a zero input spares it unlearning the
 # teacher's pass-through of the noise, which otherwise leaves chroma noise on flat images. (With
-# the four-level students, 0.05 here, a noisy input at level 5 of 20, measured 0.4-1.6 dB worse.)
+# the chain sampler, 0.05 here, a noisy input at level 5 of 20, measured 0.4-1.6 dB worse.)
 STUDENT_BLIND_MAX_GAMMA = 0.1
 
 

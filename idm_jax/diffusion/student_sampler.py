@@ -1,26 +1,29 @@
 """The distilled student's k-evaluation sampler: one blind estimate, then the mean of k - 1
 readings of it re-noised on a circle of noises.
 
-A student of `diffusion/distillation.py` has learnt, at each of its two levels, the mean of its
+A student of `diffusion/distillation.py` has learnt, at the levels it is read at, the mean of its
 teacher's outputs from there. With k network evaluations it
   1. reads x0 = A at the blind level (t = T - 1, a zero input): the mean of the teacher's outputs
      over all its starting noises, from the LR input alone;
-  2. re-noises A to the refinement level t_r = T / 4 - 1 (`refine_timestep`) k - 1 times,
+  2. re-noises A to the refinement level t_r = T / 4 - 1 (`timesteps`) k - 1 times,
        x_i = gamma_r A + sigma_r z_i,   z_i = cos(2 pi i / (k - 1)) u + sin(2 pi i / (k - 1)) v,
      with u, v ~ N(0, I) per example, and reads x0 from each x_i (as noise: gamma_r >= 0.25);
   3. returns the mean of those k - 1 readings, every one clipped and projected onto the LR input.
-Every z_i is standard normal, and two or more of them sum to zero (two: an antithetic pair), so
-what the student answers linearly in the noise (invented texture, noise it did not remove)
-cancels in the mean, which estimates the mean of the student's answers over the noise at t_r.
+Every z_i is standard normal, and two or more of them sum to zero, to float rounding (two: an
+antithetic pair), so what the student answers linearly in the noise (invented texture, noise it
+did not remove) cancels in the mean, which estimates the mean of its answers over the noise at
+t_r. (With `sampler.mean_of`, every draw repeats the blind estimate, and antithetic twins repeat
+a pair's points: more readings are the cheaper way to a smoother mean.)
 
 Why not a chain of DDIM steps, as the teacher takes: on the demo's held-out photos (README) each
 further level of a chain read a fresh noise the student had to tell from detail, and the chain
 lost: the 4-level chain (t = T - 1, 3T/4, T/2, T/4, minus one) gave 29.65 dB at x2 where the blind
 estimate alone gives 30.85; its second blind level changed nothing (the next one ignores its
-input), the T/2 level lost 0.15 dB, and one reading at T/4 1.2 dB. The mean over two readings
-gave 31.10 dB, over three 31.48 (teacher, 20 steps: 30.55). t_r = T/4 - 1 (gamma 0.73 on the
-demo's schedule, a level the student trained at): 3T/10 - 1 (0.64) lost 0.17 / 0.12 dB at x2 / x4
-with three readings, the untrained T/5 - 1 (0.82) and 3T/20 - 1 (0.89) were within 0.06 and 0.08.
+input), the T/2 level lost 0.15 dB, and one reading at T/4 about 1 dB. The mean over two readings
+gave 31.06 dB, over three 31.45 (teacher, 20 steps: 30.55). t_r = T/4 - 1 (gamma 0.73 on the
+demo's schedule, a level the student trained at): in a prototype with other noise draws,
+3T/10 - 1 (0.64) lost 0.17 / 0.12 dB at x2 / x4 with three readings, and the untrained T/5 - 1
+(0.82) and 3T/20 - 1 (0.89) were within 0.06 and 0.08.
 """
 from typing import Callable, NamedTuple
 
@@ -46,16 +49,10 @@ class StudentPlan(NamedTuple):
   angles: np.ndarray  # (k - 1,) the readings' noises on the circle through u and v.
 
 
-def refine_timestep(num_timesteps: int) -> int:
-  """t_r = T / 4 - 1: the last level of the trailing 4-step grid (level 15 of 20)."""
-  if num_timesteps < 4:
-    raise ValueError(f'a distilled student needs num_timesteps >= 4, got {num_timesteps}.')
-  return num_timesteps // 4 - 1
-
-
 def timesteps(num_timesteps: int) -> np.ndarray:
-  """The student's two levels, (blind, refinement): (T - 1, T / 4 - 1)."""
-  return np.array([num_timesteps - 1, refine_timestep(num_timesteps)])
+  """The student's two levels, (blind, refinement): the first and last of the trailing 4-step
+  grid, T - 1 and T - 1 - floor(3T / 4) (T / 4 - 1 when 4 divides T; 1999 and 499 of 2000)."""
+  return solvers.timesteps(num_timesteps, 4, 'trailing')[[0, 3]]
 
 
 def make_plan(schedule: schedules.NoiseSchedule, steps: int) -> StudentPlan:
@@ -70,7 +67,7 @@ def make_plan(schedule: schedules.NoiseSchedule, steps: int) -> StudentPlan:
                      f'it needs gamma < {solvers.STUDENT_BLIND_MAX_GAMMA} at t = T - 1 and >= '
                      f'{solvers.STUDENT_NOISE_MIN_GAMMA} at t = T / 4 - 1, as the configs\' '
                      'schedules do.')
-  angles = 2 * np.pi * np.arange(steps - 1) / max(steps - 1, 1)
+  angles = 2 * np.pi * np.arange(steps - 1) / max(steps - 1, 1)  # Empty for one evaluation.
   f32 = lambda v: np.asarray(v, np.float32)
   return StudentPlan(f32(gamma), f32(recip), f32(recipm1), f32(input_scale), f32(angles))
 
@@ -88,10 +85,8 @@ def run(eps_fn: scan_loop.EpsFn, shape: tuple[int, ...], keys: jax.Array, plan: 
 
   def read(x, level):
     out = eps_fn(plan.input_scale[level] * x, jnp.full((batch,), plan.gamma[level]))
-    x0 = plan.recip[level] * x - plan.recipm1[level] * out.astype(jnp.float32)
-    if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
-    return x0 if project_x0 is None else project_x0(x0)
+    return scan_loop.predicted_x0(x, out, plan.recip[level], plan.recipm1[level],
+                                  clip_x0=clip_x0, project_x0=project_x0)
 
   estimate = read(jnp.zeros(shape, jnp.float32), 0)
   if plan.angles.shape[0] == 0:

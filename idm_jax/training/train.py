@@ -23,6 +23,8 @@ from idm_jax import mesh as mesh_lib
 from idm_jax.checkpoints import store
 from idm_jax.config import experiment as config_lib
 from idm_jax.data import pipeline
+from idm_jax.diffusion import schedules
+from idm_jax.diffusion import student_sampler
 from idm_jax.evaluation import evaluator as evaluator_lib
 from idm_jax.evaluation import report
 from idm_jax.training import optimizer as optimizer_lib
@@ -159,6 +161,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                async_save=config.checkpoint.async_save)
   teacher = None
   if config.distill.teacher:
+    # Now, not at the first validation: a schedule on which the student cannot be read.
+    student_sampler.make_plan(schedules.make_schedule(config.diffusion, np.float64),
+                              config.sampler.steps)
     teacher, teacher_step = store.restore_param_dict(
         config.distill.teacher, layout.abstract_state.params, config.model)
     logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',

@@ -72,8 +72,9 @@ def test_student_levels_are_the_4_step_grid_ending_where_the_sampler_refines():
     distillation.student_levels(10)
 
 
-@pytest.mark.parametrize('steps', [1, 2, 4])
-def test_student_plan_by_closed_form(steps):
+@pytest.mark.parametrize('steps,angles', [(1, []), (2, [0]), (3, [0, np.pi]),
+                                          (4, [0, 2 * np.pi / 3, 4 * np.pi / 3])])
+def test_student_plan_by_closed_form(steps, angles):
   schedule = _schedule()
   plan = student_sampler.make_plan(schedule, steps)
   abar = np.cumprod(1 - np.linspace(1e-4, 0.3, T))[[T - 1, T // 4 - 1]]  # 'linear' betas.
@@ -82,20 +83,21 @@ def test_student_plan_by_closed_form(steps):
   # The teacher's grid passes both levels, where the student learns.
   teacher = distillation.teacher_table(schedule, 'ddim', 8, 1.0)
   np.testing.assert_allclose(plan.gamma, teacher.gamma[[0, 6]], rtol=1e-6)
-  # Blind at gamma 0.035 (zero input, output read as x0), noise at 0.46: x0 = (x - s out) / g.
+  # Blind at gamma 0.035 (zero input, output read as x0), noise at 0.84: x0 = (x - s out) / g.
   out, x = 0.3, 0.7
   np.testing.assert_allclose(plan.recip * x - plan.recipm1 * out, [out, (x - s[1] * out) / g[1]],
                              rtol=1e-5)
   np.testing.assert_array_equal(plan.input_scale, [0, 1])
-  np.testing.assert_allclose(plan.angles, 2 * np.pi * np.arange(steps - 1) / max(steps - 1, 1))
+  np.testing.assert_allclose(plan.angles, angles, rtol=1e-6)
   with pytest.raises(ValueError, match='1 evaluation or more'):
     student_sampler.make_plan(schedule, 0)
 
 
-def _student_sample(student, steps, keys, consistency='none', clip_x0=False):
+def _student_sample(student, steps, keys, consistency='none', clip_x0=False, **fields):
   sampler = config.default_sampler_config()
   sampler.name, sampler.steps, sampler.consistency, sampler.clip_x0 = (
       'distilled', steps, consistency, clip_x0)
+  sampler.update(fields)
   return sampling.sample(student, _lr(), OUT_HW, P, keys, sampler, _diffusion())
 
 
@@ -134,13 +136,22 @@ def test_student_sampler_by_closed_form():
   for steps in (3, 4):
     float_rounding.assert_equal_to_rounding(_student_sample(Affine(), steps, keys),
                                             reading(g * blind))
-  # Clipping and projection apply to the blind estimate and to every reading: with the noise of
-  # the first reading known, s / g u = one - blind, the pair's mean in closed form.
+  # Clipping and projection apply to the blind estimate (here past 1) and to every reading: with
+  # the noise of the first reading known, s / g u = one - blind, the pair's mean in closed form.
+  class Bright(NoiseBlindStandIn):
+
+    def __call__(self, lr, y, gamma, p):
+      out = super().__call__(lr, y, gamma, p)
+      return out + jnp.where(gamma[:, None, None, None] < 0.25, 0.5, 0.0)
+
   projector = consistency.make_projector('matlab_bicubic', (4, 4), OUT_HW)
   fix = lambda x0: consistency.project(projector, jnp.clip(x0, -1, 1), lr)
-  pair = _student_sample(NoiseBlindStandIn(), 3, keys, 'matlab_bicubic', True)
-  a = fix(blind)
+  pair = _student_sample(Bright(), 3, keys, 'matlab_bicubic', True)
+  a = fix(blind + 0.5)
   float_rounding.assert_equal_to_rounding(pair, 0.5 * (fix(a + one - blind) + fix(a - one + blind)))
+  # mean_of with antithetic twins: the twin's noise is negated, so one reading each cancels.
+  twins = _student_sample(NoiseBlindStandIn(), 2, keys, mean_of=2, antithetic=True)
+  float_rounding.assert_equal_to_rounding(twins, blind)
   # Example b's image depends on keys[b] alone.
   other = _student_sample(X0StandIn(), 3, jnp.stack([keys[0], jax.random.key(9)]))
   mine = _student_sample(X0StandIn(), 3, keys)
