@@ -17,6 +17,11 @@ from ml_collections import config_flags
 from idm_jax.config import experiment
 
 OVERRIDE_PREFIX = '--config.'
+# Fields earlier versions had, and what replaces them: named when an override still sets one.
+REMOVED_FIELDS = {
+    'distill.student_steps': 'a student now takes any number of evaluations: pass '
+                             '--config.sampler.steps=K (the demo measures 1 to 4)',
+}
 
 
 class ConfigError(ValueError):
@@ -52,6 +57,10 @@ def parse(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
   except (AttributeError, KeyError) as e:
     # config_flags raises these for an unknown --config.FIELD, naming the field (and maybe a
     # close match) in its message.
+    for arg in argv:
+      field = arg.split('=', 1)[0][len(OVERRIDE_PREFIX):]
+      if arg.startswith(OVERRIDE_PREFIX) and field in REMOVED_FIELDS:
+        raise ConfigError(f'--config.{field} was removed: {REMOVED_FIELDS[field]}.') from None
     text = str(e.args[0]) if e.args else str(e)
     bad = [a.split('=', 1)[0] for a in argv if a.startswith(OVERRIDE_PREFIX)
            and a.split('=', 1)[0].rsplit('.', 1)[-1] in text]

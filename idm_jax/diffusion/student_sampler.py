@@ -95,11 +95,11 @@ def run(eps_fn: scan_loop.EpsFn, shape: tuple[int, ...], keys: jax.Array, plan: 
   u, v = (scan_loop.normal(k, shape[1:]) for k in (u_keys, v_keys))
   if noise_sign is not None:
     u, v = (noise_sign[:, None, None, None] * w for w in (u, v))
-  sigma = jnp.sqrt(1.0 - plan.gamma[1] ** 2)
+  signal, sigma = plan.gamma[1] * estimate, jnp.sqrt(1.0 - plan.gamma[1] ** 2)
 
   def reading(total, angle):
     z = jnp.cos(angle) * u + jnp.sin(angle) * v
-    return total + read(plan.gamma[1] * estimate + sigma * z, 1), None
+    return total + read(signal + sigma * z, 1), None
 
   total, _ = jax.lax.scan(reading, jnp.zeros(shape, jnp.float32), plan.angles)
   return total / plan.angles.shape[0]
