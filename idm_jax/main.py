@@ -7,7 +7,6 @@ Every config field can be overridden on the command line. An unknown field or a 
 wrong type stops the program before anything starts, naming the field. Running the same command
 again resumes from the newest checkpoint in DIR/checkpoints.
 """
-import pathlib
 import sys
 
 import jax
@@ -17,11 +16,13 @@ from absl import logging
 
 from idm_jax import distributed
 from idm_jax import host_memory
+from idm_jax import paths
 from idm_jax.config import loading
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results: a local '
+                    'folder or a URI (gs://BUCKET/DIR, s3://...) that every host can reach.')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
                   'train: train (and validate); eval: evaluate WORKDIR/checkpoints.')
 flags.DEFINE_enum('distributed', 'auto', distributed.MODES,
@@ -60,8 +61,8 @@ def main(argv: list[str]) -> None:
   logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
 
-  workdir = pathlib.Path(FLAGS.workdir)
-  # Imported only now, so flag and config errors come before TensorFlow (clu's writers) loads.
+  workdir = paths.resolve(FLAGS.workdir)
+  # Imported only now, so flag and config errors come before the model and the data load.
   if FLAGS.mode == 'train':
     from idm_jax.training import train  # pylint: disable=g-import-not-at-top
     train.train_and_evaluate(config, workdir)

@@ -13,7 +13,6 @@ arguments on Cloud TPU. The workdir must be shared by all workers (a GCS path).
 """
 
 import argparse
-import os
 import pathlib
 import re
 import shlex
@@ -89,7 +88,12 @@ def build_command(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  args = _parser().parse_args(argv)
+  parser = _parser()
+  args = parser.parse_args(argv)
+  if not args.workdir.startswith("gs://"):
+    parser.error(f"--workdir={args.workdir}: every worker must write the same checkpoints, "
+                 "so the workdir must be a bucket all of them reach: pass "
+                 "--workdir=gs://BUCKET/DIR.")
   command = build_command(args)
   launch_common.execute(command, args.dry_run, "install the Google Cloud CLI")
 

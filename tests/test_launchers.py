@@ -111,6 +111,14 @@ def test_slurm_one_task_per_gpu():
                                "--workdir=/shared/runs/x4", *OVERRIDES]
 
 
+def test_tpu_pod_refuses_a_local_workdir():
+  result = subprocess.run(
+      [sys.executable, str(LAUNCH / "tpu_pod.py"), "--tpu=t", "--zone=z",
+       "--config=c.py", "--workdir=runs/x", "--dry-run"], capture_output=True, text=True)
+  assert result.returncode == 2 and "--workdir=gs://BUCKET/DIR" in result.stderr
+  assert "gcloud" not in result.stdout
+
+
 def test_slurm_rejects_zero_gpus():
   with pytest.raises(subprocess.CalledProcessError):
     _launch("slurm.py", "--gpus-per-node=0", "--config=c.py", "--workdir=w")

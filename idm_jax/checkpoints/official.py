@@ -5,7 +5,6 @@ construction order, so any depth, width or block count converts. Keys the offici
 pass never reads are recognised and dropped; anything else that does not fit is an error
 naming the key and both shapes.
 """
-import pathlib
 import re
 from typing import Callable
 
@@ -14,6 +13,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from idm_jax import paths
 from idm_jax.config import model as model_config
 
 Path = tuple  # A path in the NNX parameter tree, e.g. ('encoder', 'head', 'kernel').
@@ -157,14 +157,15 @@ def official_key_map(cfg: ml_collections.ConfigDict) -> tuple[dict[str, Entry], 
   return m, ignored
 
 
-def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """Read an official state dict from `.pth` (needs torch) or `.npz` (key -> array)."""
-  path = pathlib.Path(path)
+def load_state_dict(path: paths.PathLike) -> dict[str, np.ndarray]:
+  """Read an official state dict from `.pth` (needs torch) or `.npz` (key -> array), local or
+  a URI."""
+  path = paths.resolve(path)
   if not path.is_file():
     raise FileNotFoundError(f'checkpoint {path} does not exist; pass the official *_gen.pth '
                             'or an .npz of its state dict.')
   if path.suffix == '.npz':
-    with np.load(path) as data:
+    with path.open('rb') as f, np.load(f) as data:
       arrays = {k: data[k] for k in data.files}
     # Fixture files keep the state dict under 'state/'; plain exports do not.
     if any(k.startswith('state/') for k in arrays):
@@ -175,7 +176,8 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     except ImportError as e:
       raise ImportError(f'reading {path} needs PyTorch: `pip install "idm_jax[torch]"`, or '
                         'export the state dict to .npz first.') from e
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    with path.open('rb') as f:
+      obj = torch.load(f, map_location='cpu', weights_only=True)
     if isinstance(obj, dict) and 'state_dict' in obj:
       obj = obj['state_dict']
     arrays = {k: v.detach().cpu().numpy() for k, v in obj.items()}

@@ -9,7 +9,6 @@ Orbax writes each step to a temporary directory and renames it when complete, so
 a kill never leaves a half-written step where a reader would take it for a good one.
 """
 import json
-import pathlib
 from typing import Any
 
 import jax
@@ -18,11 +17,13 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from orbax.checkpoint import checkpoint_managers
 
+from idm_jax import paths
+
 FORMAT = 'idm_jax/1'
 BEST_METRIC = 'val_psnr'
 
 
-def make_manager(directory: str | pathlib.Path, *, keep: int = 3, keep_best: int = 1,
+def make_manager(directory: paths.PathLike, *, keep: int = 3, keep_best: int = 1,
                  async_save: bool = True, read_only: bool = False) -> ocp.CheckpointManager:
   """A manager keeping the last `keep` steps plus the `keep_best` best by validation PSNR."""
   policies = [checkpoint_managers.LatestN(n=keep)]
@@ -34,7 +35,7 @@ def make_manager(directory: str | pathlib.Path, *, keep: int = 3, keep_best: int
       preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
       enable_async_checkpointing=async_save, read_only=read_only, create=not read_only,
       best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
-  return ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options)
+  return ocp.CheckpointManager(paths.resolve(directory), options=options)
 
 
 def metadata_for(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def _check_sampler(meta: dict[str, Any], sampler_name: str, where: str) -> None:
                      'its noise prediction; pass --sampler dpm_solver++, ddim or ddpm.')
 
 
-def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema: bool = True,
+def restore_params(directory: paths.PathLike, model: nnx.Module, *, use_ema: bool = True,
                    step: int | None = None, sampler_name: str | None = None) -> int:
   """Load (EMA) parameters from `directory` into `model`, laid out as its own; returns step.
 
@@ -115,13 +116,13 @@ def restore_params(directory: str | pathlib.Path, model: nnx.Module, *, use_ema:
   return step
 
 
-def restore_param_dict(directory: str | pathlib.Path, target: Any,
+def restore_param_dict(directory: paths.PathLike, target: Any,
                        model_config: ml_collections.ConfigDict, *, use_ema: bool = True,
                        step: int | None = None, sampler_name: str | None = None
                        ) -> tuple[dict[str, Any], int]:
   """(EMA) parameters of `directory` as a pure dict laid out like `target` (arrays or
   `jax.ShapeDtypeStruct`s with shardings), and the step; `sampler_name` as `restore_params`."""
-  directory = pathlib.Path(directory)
+  directory = paths.resolve(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
                             'workdir/checkpoints folder of a run or the output of `idm-jax convert`.')

@@ -1,9 +1,10 @@
 """`idm-jax convert`: an official PyTorch checkpoint -> an Orbax checkpoint of this project."""
 import argparse
-import pathlib
 
+from etils import epath
 from flax import nnx
 
+from idm_jax import paths
 from idm_jax.checkpoints import official, store
 from idm_jax.cli import evaluate as evaluate_cli
 from idm_jax.config import loading
@@ -20,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def convert(torch_checkpoint: str, config_spec: str, output: str,
-            overrides: tuple[str, ...] = ()) -> pathlib.Path:
+            overrides: tuple[str, ...] = ()) -> epath.Path:
   """Write step 0 with params == ema_params == the converted official weights."""
   config = loading.load(config_spec, overrides)
-  out = pathlib.Path(output)
+  out = paths.resolve(output)
   if out.exists() and any(out.iterdir()):
     raise FileExistsError(f'{out} is not empty; choose a new --output directory.')
   state_dict = official.load_state_dict(torch_checkpoint)

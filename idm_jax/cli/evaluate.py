@@ -9,12 +9,12 @@ hosts, run it on each with --coordinator-address, --num-processes and --process-
 cluster that jax detects); process 0 writes the results.
 """
 import argparse
-import pathlib
 
 import jax
 import ml_collections
 
 from idm_jax import distributed
+from idm_jax import paths
 from idm_jax.config import diffusion as diffusion_config
 from idm_jax.config import loading
 from idm_jax.evaluation import evaluator
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
   loading.validate(config)
   distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
                          args.distributed)
-  checkpoint = pathlib.Path(args.checkpoint)
-  output = pathlib.Path(args.output) if args.output else checkpoint.absolute().parent / 'eval'
+  checkpoint = paths.resolve(args.checkpoint)
+  output = paths.resolve(args.output) if args.output else checkpoint.parent / 'eval'
   result = evaluator.evaluate_checkpoint(config, checkpoint, use_ema=args.params == 'ema')
   if jax.process_index() == 0:
     report.write(result, output)

@@ -8,13 +8,13 @@ sample with --num-samples > 1). A bad input is reported on one line and skipped;
 is 1 when any input failed.
 """
 import argparse
-import pathlib
 import sys
 import time
 
 import jax
 import tqdm
 
+from idm_jax import paths
 from idm_jax.checkpoints import inference_model
 from idm_jax.cli import evaluate as evaluate_cli
 from idm_jax.config import diffusion as diffusion_config
@@ -88,14 +88,15 @@ def run(args: argparse.Namespace) -> int:
   model, step = inference_model.load_model(
       config.model, args.checkpoint, use_ema=args.params == 'ema',
       sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]), sampler_name=sampler.name)
-  output = pathlib.Path(args.output)
+  output = paths.resolve(args.output)
   steps = config.diffusion.num_timesteps if sampler.name == 'ddpm' else sampler.steps
   print(f'checkpoint step {step} ({args.params} parameters), {sampler.name} with {steps} steps, '
         f'on {jax.local_devices()[0].platform}', file=sys.stderr)
   failed, written = 0, set()
   bar = tqdm.tqdm(args.inputs, unit='image', disable=None)
   for path in bar:
-    bar.set_postfix_str(pathlib.Path(path).name)
+    name = paths.resolve(path).name
+    bar.set_postfix_str(name)
     try:
       image = upscaler.read_input(path)
       in_hw = image.rgb.shape[:2]
@@ -103,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
       layout = upscaler.plan(in_hw, out_hw, sampler, max_pixels)
       for k in range(args.num_samples):
         tiles = f', {layout.num_tiles} tiles' if layout else ''
-        bar.set_postfix_str(f'{pathlib.Path(path).name} -> {out_hw[1]}x{out_hw[0]}{tiles}, '
+        bar.set_postfix_str(f'{name} -> {out_hw[1]}x{out_hw[0]}{tiles}, '
                             f'sample {k + 1}/{args.num_samples}, {steps} steps')
-        target = output / _output_name(pathlib.Path(path).stem, args, k)
+        target = output / _output_name(paths.resolve(path).stem, args, k)
         if target in written:
           raise ValueError(f'{target} was written for an earlier input of the same name; '
                            'upscale this one in another call with another --output.')

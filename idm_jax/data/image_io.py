@@ -1,11 +1,16 @@
 """Images in and out: decode any image to 8-bit RGB (grayscale, palette, alpha, 16-bit and
-EXIF-rotated inputs), the model's [-1, 1] range and back, and PNG files."""
+EXIF-rotated inputs), the model's [-1, 1] range and back, and PNG files.
+
+Files are read and written through `idm_jax.paths`, so an image may live in a bucket."""
+import io
 import os
-import pathlib
 
 import numpy as np
+from etils import epath
 from PIL import Image
 from PIL import ImageOps
+
+from idm_jax import paths
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
 
@@ -54,10 +59,17 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
   return to_rgb_uint8(np.asarray(img))
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
+def open_image(path: paths.PathLike) -> Image.Image:
+  """The decoded file at `path` (local or a URI), read whole: nothing stays open."""
+  img = Image.open(io.BytesIO(paths.resolve(path).read_bytes()))
+  img.load()
+  return img
+
+
+def load_rgb(path: paths.PathLike) -> np.ndarray:
   """Reads an image file as uint8 (H, W, 3); raises UnreadableImageError naming the file."""
   try:
-    with Image.open(path) as img:
+    with open_image(path) as img:
       ImageOps.exif_transpose(img, in_place=True)
       return _pil_to_rgb(img)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
@@ -85,7 +97,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
   return from_model_range(image).astype(np.uint8)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
+def save_png(path: paths.PathLike, image: np.ndarray) -> epath.Path:
   """Writes one image as PNG, creating the folder; returns the path.
 
   Args:
@@ -98,7 +110,9 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
     image = to_uint8(image)
   if image.dtype != np.uint8:
     raise TypeError(f'save_png takes float images in [-1, 1] or uint8, got {image.dtype}')
-  path = pathlib.Path(path)
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format='PNG')
+  path = paths.resolve(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(image).save(path)
+  path.write_bytes(buffer.getvalue())
   return path

@@ -7,12 +7,12 @@ worker processes can read them.
 """
 import dataclasses
 import difflib
-import os
 import re
 
 import ml_collections
 import numpy as np
 
+from idm_jax import paths
 from idm_jax.data import embedded
 from idm_jax.data import image_io
 
@@ -55,7 +55,10 @@ class EmbeddedSource:
 
 
 class FolderSource:
-  """Image files, optionally each with an official LR file at integer scale `lr_scale`."""
+  """Image files, optionally each with an official LR file at integer scale `lr_scale`.
+
+  Paths are strings (local or URIs such as gs://bucket/dir/x.png), so the source pickles.
+  """
 
   def __init__(self, root: str, hr_paths: list[str], lr_paths: list[str] | None = None,
                lr_scale: int = 0):
@@ -71,8 +74,8 @@ class FolderSource:
     return self._hr_paths[i]
 
   def key(self, i: int) -> str:
-    rel = os.path.splitext(os.path.relpath(self._hr_paths[i], self._root))[0]
-    return rel.replace(os.sep, '_')
+    rel = paths.resolve(self._hr_paths[i]).relative_to(paths.resolve(self._root))
+    return str(rel.with_suffix('')).replace('/', '_')
 
   def __getitem__(self, i: int) -> Record:
     hr = image_io.load_rgb(self._hr_paths[i])
@@ -110,31 +113,42 @@ class TfdsSource:
 
 
 def list_images(folder: str) -> list[str]:
-  """Sorted image files under `folder` (recursive); a clear error when there are none."""
+  """Sorted image files under `folder` (recursive; local or a URI); a clear error when there
+  are none."""
   if not folder:
     raise ValueError("source='folder' needs a folder: set data.path (and data.eval.path).")
-  if not os.path.isdir(folder):
+  root = paths.resolve(folder)
+  if not root.is_dir():
     raise FileNotFoundError(
         f'Image folder {folder!r} does not exist: fix data.path / data.eval.path.')
-  paths = []
-  for root, dirs, files in os.walk(folder):
-    dirs.sort()
-    paths.extend(os.path.join(root, f) for f in sorted(files)
-                 if f.lower().endswith(image_io.IMAGE_EXTENSIONS))
-  if not paths:
+  found = []  # Paths relative to root, as tuples of parts.
+  top = None
+  for directory, _, files in root.walk():
+    # Object stores' walks name folders without the scheme (bucket/dir/sub): cut the top one.
+    top = str(directory) if top is None else top
+    rel = tuple(p for p in str(directory)[len(top):].split('/') if p)
+    found.extend(rel + (f,) for f in files if f.lower().endswith(image_io.IMAGE_EXTENSIONS))
+  # A folder's files (sorted) before its subfolders (sorted, each in turn), whatever order the
+  # storage lists them in: the record indices, and so the batches, must not depend on it.
+  found = [str(root.joinpath(*parts)) for parts in sorted(found, key=_walk_order)]
+  if not found:
     raise ValueError(f'No images ({", ".join(image_io.IMAGE_EXTENSIONS)}) under {folder!r}: '
                      'copy the dataset there or point data.path / data.eval.path elsewhere.')
-  return paths
+  return found
+
+
+def _walk_order(parts: tuple[str, ...]) -> list[tuple[int, str]]:
+  return [(1, d) for d in parts[:-1]] + [(0, parts[-1])]
 
 
 def _match_lr(hr_paths: list[str], lr_folder: str, scale: int) -> list[str]:
   """The LR file of each HR file, by stem: `0001.png` or DIV2K's `0001x4.png`."""
   if scale < 2:
     raise ValueError('Official LR images (lr_path) need data.lr_scale, an integer >= 2.')
-  by_stem = {os.path.splitext(os.path.basename(p))[0]: p for p in list_images(lr_folder)}
+  by_stem = {paths.resolve(p).stem: p for p in list_images(lr_folder)}
   matched, missing = [], []
   for p in hr_paths:
-    stem = os.path.splitext(os.path.basename(p))[0]
+    stem = paths.resolve(p).stem
     lr = by_stem.get(stem) or by_stem.get(f'{stem}x{scale}')
     matched.append(lr)
     if lr is None:
@@ -145,9 +159,19 @@ def _match_lr(hr_paths: list[str], lr_folder: str, scale: int) -> list[str]:
   return matched
 
 
+def import_tfds():
+  """tensorflow_datasets, which brings TensorFlow: only the TFDS source needs it."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError("data.source='tfds' needs TensorFlow Datasets, an extra of this package: "
+                      "pip install 'idm_jax[tfds]' (or use source='folder').") from e
+  return tfds
+
+
 def _tfds_keys(name: str, features, image_key: str, lr_key: str) -> tuple[str, str]:
   """Resolves 'auto' image keys from the known-dataset table or the feature types."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = import_tfds()
   known = _KNOWN_TFDS_KEYS.get(name)
   images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
   if image_key == 'auto':
@@ -167,7 +191,7 @@ def _tfds_keys(name: str, features, image_key: str, lr_key: str) -> tuple[str, s
 
 def _open_tfds(tcfg: ml_collections.ConfigDict, split: str, lr_scale: int):
   """Builds (and if allowed prepares) the TFDS builder; clear errors for every way this fails."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = import_tfds()
   if not tcfg.name:
     raise ValueError("source='tfds' needs data.tfds.name, e.g. 'div2k' or 'celeb_a_hq'.")
   full_name = f'{tcfg.name}/{tcfg.config}' if tcfg.config else tcfg.name
@@ -181,7 +205,7 @@ def _open_tfds(tcfg: ml_collections.ConfigDict, split: str, lr_scale: int):
                      "or use source='folder'.") from e
   if not builder.is_prepared():
     if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not (
-        tcfg.manual_dir and os.path.isdir(tcfg.manual_dir)):
+        tcfg.manual_dir and paths.resolve(tcfg.manual_dir).is_dir()):
       raise ValueError(
           f'TFDS {full_name!r} needs a manual download: put its files in a folder and set '
           f'data.tfds.manual_dir to it (now {tcfg.manual_dir!r}). Instructions: '

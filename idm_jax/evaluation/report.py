@@ -1,12 +1,12 @@
 """What an evaluation writes: metrics.json, metrics.csv, comparison.png and the sampled PNGs."""
 import csv
+import io
 import json
-import os
-import pathlib
 
 import numpy as np
-from PIL import Image
+from etils import epath
 
+from idm_jax import paths
 from idm_jax.data import image_io
 from idm_jax.evaluation import evaluator as evaluator_lib
 
@@ -30,9 +30,9 @@ def picture(result: evaluator_lib.Result) -> np.ndarray:
   return image_io.to_uint8(np.concatenate(padded, axis=0)[:-_GAP])
 
 
-def _write_csv(path: pathlib.Path, report: dict) -> None:
+def _csv(report: dict) -> str:
   methods = [f'bicubic_{m}' for m in evaluator_lib.METRICS]
-  with open(path, 'w', newline='') as f:
+  with io.StringIO(newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['scale', 'image', 'num_samples', *evaluator_lib.COLUMNS, *methods])
     for entry in report['scales']:
@@ -43,13 +43,14 @@ def _write_csv(path: pathlib.Path, report: dict) -> None:
       writer.writerow([entry['scale'], 'mean', report['num_samples'],
                        *(entry['mean'][c] for c in evaluator_lib.COLUMNS),
                        *(entry['bicubic'][m] for m in evaluator_lib.METRICS)])
+    return f.getvalue()
 
 
-def write(result: evaluator_lib.Result, output_dir: str | os.PathLike, *,
-          images: bool = True) -> pathlib.Path:
+def write(result: evaluator_lib.Result, output_dir: paths.PathLike, *,
+          images: bool = True) -> epath.Path:
   """metrics.json, metrics.csv and comparison.png in `output_dir`; with `images`, every sample
   as images/<image>_x<scale>_s<k>.png. Returns the folder."""
-  output_dir = pathlib.Path(output_dir)
+  output_dir = paths.resolve(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   if images:
     for pair, samples in zip(result.pairs, result.samples):
@@ -57,8 +58,8 @@ def write(result: evaluator_lib.Result, output_dir: str | os.PathLike, *,
         image_io.save_png(output_dir / evaluator_lib.sample_file(pair, k), sample)
   (output_dir / 'metrics.json').write_text(
       json.dumps({**result.report, 'comparison_panels': PANELS}, indent=2))
-  _write_csv(output_dir / 'metrics.csv', result.report)
-  Image.fromarray(picture(result)).save(output_dir / 'comparison.png')
+  (output_dir / 'metrics.csv').write_text(_csv(result.report))
+  image_io.save_png(output_dir / 'comparison.png', picture(result))
   return output_dir
 
 

@@ -17,17 +17,15 @@
 """
 import dataclasses
 import math
-import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
-from PIL import Image
 from PIL import ImageOps
 
+from idm_jax import paths
 from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.diffusion import sampling
@@ -51,9 +49,10 @@ class InputImage:
     return self.single_band or bool(np.all(r == g) and np.all(g == b))
 
 
-def read_input(path: str | os.PathLike) -> InputImage:
-  """Decodes an image file; FileNotFoundError / ValueError naming the fix when it cannot."""
-  path = pathlib.Path(path)
+def read_input(path: paths.PathLike) -> InputImage:
+  """Decodes an image file (local or a URI); FileNotFoundError / ValueError naming the fix when
+  it cannot."""
+  path = paths.resolve(path)
   if not path.is_file():
     raise FileNotFoundError('no such file; check the path.')
   try:
@@ -61,7 +60,7 @@ def read_input(path: str | os.PathLike) -> InputImage:
   except image_io.UnreadableImageError as e:
     raise ValueError(f'not a readable image ({e.__cause__ or e}); pass a PNG, JPEG, WebP or '
                      'BMP image.') from e
-  with Image.open(path) as img:
+  with image_io.open_image(path) as img:
     single_band = img.getbands()[0] in ('1', 'L', 'I', 'F')
     alpha = None
     if img.mode in _ALPHA_MODES or (img.mode in ('P', 'L', 'RGB') and 'transparency' in img.info):

@@ -1,6 +1,5 @@
 """EDSR-baseline encoder: LR image -> features -> resized to the HR grid -> conditioning image."""
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from idm_jax.models import pixel_grid

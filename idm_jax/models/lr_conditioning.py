@@ -8,7 +8,6 @@ w1^2 + w2^2 = 1; the implicit upsampler then mixes `w1 * decoder + w2 * shift`.
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from idm_jax.models.equalized import EqualConv2d, EqualLinear, StyleConv

@@ -6,7 +6,6 @@ the step is one `jax.jit` over the mesh, and only process 0 writes logs, reports
 (Orbax coordinates the checkpoint writes of all processes).
 """
 import contextlib
-import pathlib
 import time
 from typing import Any
 
@@ -14,12 +13,12 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
+from etils import epath
 from flax import nnx
 from flax import traverse_util
 
 from idm_jax import mesh as mesh_lib
+from idm_jax import paths
 from idm_jax.checkpoints import store
 from idm_jax.config import experiment as config_lib
 from idm_jax.data import pipeline
@@ -29,6 +28,8 @@ from idm_jax.evaluation import evaluator as evaluator_lib
 from idm_jax.evaluation import report
 from idm_jax.training import optimizer as optimizer_lib
 from idm_jax.training import preemption
+from idm_jax.training import progress as progress_lib
+from idm_jax.training import summaries
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
 
@@ -40,11 +41,12 @@ class NonFiniteError(FloatingPointError):
 class _StepMonitor:
   """Per-step metrics still on device: checks them for NaN/inf and averages them for logging.
 
-  Reading a step's `finite` flag waits for that step, so the loop reads it one step late and
-  the device stays a step ahead; before a checkpoint or validation it reads all of them.
+  Reading a step's metrics waits for that step, so they are read only when logging, before a
+  checkpoint or validation, and at the end: the host never waits for the device in between
+  (a non-finite step's update is already skipped on the device).
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, checkpoint_dir: pathlib.Path,
+  def __init__(self, config: ml_collections.ConfigDict, checkpoint_dir: epath.Path,
                manager):
     self._stop = config.train.nonfinite == 'stop'
     self._checkpoint_dir = checkpoint_dir
@@ -56,12 +58,12 @@ class _StepMonitor:
   def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
     self._unchecked.append((step, metrics))
 
-  def check(self, all_steps: bool = False) -> None:
-    """Reads the finite flags of all but the newest step (or of all)."""
-    keep = 0 if all_steps else 1
-    while len(self._unchecked) > keep:
-      step, metrics = self._unchecked.pop(0)
-      values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  def check(self) -> None:
+    """Reads the metrics of every step added since the last check."""
+    unchecked, self._unchecked = self._unchecked, []
+    for step, values in zip([s for s, _ in unchecked],
+                            jax.device_get([m for _, m in unchecked])):
+      values = {k: float(v) for k, v in values.items()}
       if values.pop('finite'):
         self._finished.append(values)
         continue
@@ -79,7 +81,7 @@ class _StepMonitor:
 
   def summary(self) -> dict[str, float]:
     """Means over the finite steps since the last call."""
-    self.check(all_steps=True)
+    self.check()
     finished, self._finished = self._finished, []
     if not finished:
       return {}
@@ -127,15 +129,18 @@ def _hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str | pathlib.Path) -> train_state_lib.TrainState:
-  """Trains (resuming from `workdir/checkpoints` if it holds a step); returns the final state."""
+                       workdir: paths.PathLike) -> train_state_lib.TrainState:
+  """Trains (resuming from `workdir/checkpoints` if it holds a step); returns the final state.
+
+  `workdir` is a local folder or a URI (gs://bucket/run): every file goes there.
+  """
   config_lib.validate(config)
-  workdir = pathlib.Path(workdir).absolute()
+  workdir = paths.resolve(workdir)
   is_main = jax.process_index() == 0
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
+  writer = summaries.Writer(workdir, files=is_main)
 
   # Mesh.
   mesh = mesh_lib.make_mesh(config.mesh)
@@ -181,9 +186,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Update step and validation.
   train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh, teacher)
   num_steps = config.train.num_steps
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=num_steps, writer=writer,
-      every_secs=config.logging.progress_every_secs)
+  report_progress = progress_lib.Progress(num_steps, writer, config.logging.progress_every_secs,
+                                         start_step)
   evaluator = None
   if config.eval.every_steps or config.eval.at_end:
     evaluator = evaluator_lib.Evaluator(config, mesh)
@@ -199,7 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                  ', '.join(f'{k}={v:.4g}' for k, v in sorted(scalars.items())))
     writer.write_scalars(step, scalars)
     if is_main:
-      writer.write_images(step, {'validation': report.picture(result)[None]})
+      writer.write_images(step, {'validation': report.picture(result)})
       report.write(result, workdir / 'validation' / f'step_{step:08d}', images=False)
       if final:
         report.write(result, workdir / 'eval')
@@ -208,9 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Loop.
   profiler = None
   if config.logging.profile_steps and is_main:
-    profiler = periodic_actions.Profile(
-        logdir=workdir, num_profile_steps=config.logging.profile_steps,
-        first_profile=start_step + 10, every_secs=None)
+    profiler = progress_lib.ProfileWindow(workdir, start_step + 10, config.logging.profile_steps)
   monitor = _StepMonitor(config, checkpoint_dir, manager)
   compiled = train_step.compile_count
   last_log_time, last_log_step = time.time(), start_step
@@ -220,8 +222,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info('Checkpoint step %d already reaches train.num_steps = %d.', start_step,
                  num_steps)
 
-  def save(step: int, metrics: dict[str, float] | None = None) -> int:
-    monitor.check(all_steps=True)  # Raises before a NaN state could be written.
+  def save(state: train_state_lib.TrainState, step: int,
+           metrics: dict[str, float] | None = None) -> int:
+    monitor.check()  # Raises before a NaN state could be written.
     with report_progress.timed('checkpoint'):
       store.save(manager, step, params=state.params, ema_params=state.ema_params,
                  config=config, train_state=state.checkpoint_item(), metrics=metrics,
@@ -233,14 +236,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           contextlib.closing(data.iterate(start_step)) as batches):
       batches = _until_failure_after_stop(batches, stop)
       while True:
-        with report_progress.timed('data', wait_jax_async_dispatch=False):
+        with report_progress.timed('data'):
           step, batch = next(batches, (None, None))
         if step is None or step >= num_steps:
           break
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
           state, metrics = train_step(state, rest, mesh_lib.global_batch(batch, batch_sharding))
         monitor.add(step, metrics)
-        monitor.check()
         done = step + 1
         report_progress(done)
         if profiler is not None:
@@ -265,21 +267,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if evaluator is not None and (
             (config.eval.every_steps and done % config.eval.every_steps == 0)
             or (done == num_steps and config.eval.at_end)):
-          monitor.check(all_steps=True)
+          monitor.check()
           val = validate(state, done, final=done == num_steps)
         if done % config.checkpoint.every_steps == 0 or done == num_steps or stopping:
-          saved = save(done, val)
+          saved = save(state, done, val)
         if stopping:
           stopped = True
           break
       if stopped or stop.requested:
         if saved != done:
-          saved = save(done)
+          saved = save(state, done)
         logging.warning('Stopped by %s after step %d; checkpoint saved. Run the same command '
                         'to resume.', stop.signal_name or 'a preemption notice', done)
-    monitor.check(all_steps=True)
+    monitor.check()
   finally:
+    if profiler is not None:
+      profiler.stop()
     manager.wait_until_finished()
     manager.close()
-    writer.flush()
+    writer.close()
   return state

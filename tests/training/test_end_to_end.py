@@ -4,26 +4,15 @@ import json
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from idm_jax.cli import main as cli
 from idm_jax.training import train
 from tests import float_rounding
+from tests import tensorboard_events
 from tests.training import common
 
 MICRO_CONFIG = pathlib.Path(__file__).with_name('micro_config.py')
-
-
-def scalars(workdir) -> dict[str, list[tuple[int, float]]]:
-  """TensorBoard scalars by tag: [(step, value), ...]."""
-  out = {}
-  for path in workdir.glob('events.out.tfevents.*'):
-    for event in tf.compat.v1.train.summary_iterator(str(path)):
-      for value in event.summary.value:
-        if value.metadata.plugin_data.plugin_name == 'scalars':
-          out.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
-  return out
 
 
 def test_short_run_learns_and_reports(tmp_path):
@@ -35,12 +24,13 @@ def test_short_run_learns_and_reports(tmp_path):
   state = train.train_and_evaluate(config, tmp_path)
   assert int(state.step) == 60
 
-  tags = scalars(tmp_path)
+  tags = tensorboard_events.scalars(tmp_path)
   loss = [v for _, v in sorted(tags['loss'])]
   assert len(loss) == 6 and np.mean(loss[-2:]) < 0.8 * loss[0], loss
   for tag in ('learning_rate', 'grad_norm', 'steps_per_sec', 'images_per_sec', 'compile_count',
-              'val_psnr', 'val_psnr_x2_bicubic'):
+              'val_psnr', 'val_psnr_x2_bicubic', 'time_share/data', 'time_share/checkpoint'):
     assert tag in tags, tag
+  assert tensorboard_events.read(tmp_path).Tags()['images'] == ['validation']
   assert [v for _, v in tags['compile_count']] == [1.0] * 6  # One HR bucket: one compile.
 
   report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())

