@@ -1,11 +1,15 @@
 """TFDS sources end to end: mocked catalogue datasets and a dataset prepared from local data."""
 import os
+import subprocess
+import textwrap
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from idm_jax.data import pipeline
+from tests import isolated_site
 
 
 def _tfds_config(folder_config, name, config='', **tfds_fields):
@@ -110,3 +114,29 @@ def test_dataset_prepared_from_local_files(tmp_path, folder_config):
   assert sorted(seen) == list(range(6))  # One epoch: every record once, over both hosts.
   names = [d['name'] for d in pipeline.eval_pairs(cfg, [2], num_images=100)]
   assert names == ['000000_x2', '000001_x2']
+
+
+def test_without_the_extra_tfds_is_refused_with_the_install_command(tmp_path):
+  """Where TensorFlow is not installed, the folder source works and the TFDS source names the
+  extra that brings it."""
+  python, env = isolated_site.python_without(('tensorflow',), tmp_path / 'site', dict(os.environ))
+  script = textwrap.dedent(f'''
+      import sys
+      from idm_jax.config import data as data_config
+      from idm_jax.data import sources
+      cfg = data_config.default_data_config()
+      cfg.source = 'folder'
+      cfg.path = {os.fspath(tmp_path / 'photos')!r}
+      assert len(sources.make_source(cfg, 'train')) == 1
+      assert 'tensorflow' not in sys.modules
+      cfg.source = 'tfds'
+      cfg.tfds.name = 'div2k'
+      sources.make_source(cfg, 'train')
+      ''')
+  (tmp_path / 'photos').mkdir()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'photos' / 'a.png')
+  result = subprocess.run(python + ['-c', script], env=env, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 1
+  assert "needs TensorFlow Datasets" in result.stderr
+  assert "pip install 'idm_jax[tfds]'" in result.stderr, result.stderr[-2000:]

@@ -1,6 +1,7 @@
 """The main job with its workdir and its image folders in a bucket (a local GCS stand-in), run by
 a Python without TensorFlow or clu: it trains, checkpoints, is killed, resumes and evaluates,
-every file lands in the bucket and nothing is written where it runs."""
+`idm-jax upscale` reads and writes there too, every file lands in the bucket and nothing is
+written where it runs."""
 import io
 import json
 import pathlib
@@ -111,5 +112,15 @@ def test_train_kill_resume_evaluate_in_a_bucket(tmp_path, bucket, subprocess_env
   assert all(np.isfinite(v) for _, v in tags['loss'])
   assert [s for s, _ in tags['val_psnr']] == [latest + 4]
   assert tensorboard_events.read(events).Tags()['images'] == ['validation']
+
+  # idm-jax upscale reads its input and its checkpoint from the bucket and writes back to it.
+  upscale = subprocess.run(
+      python + ['-m', 'idm_jax.cli.main', 'upscale', f'gs://{BUCKET}/data/eval/img0.png',
+                '--checkpoint', f'{RUN}/checkpoints', '--config', str(MICRO_CONFIG),
+                '--scale', '1.5', '--steps', '2', '--output', f'{RUN}/upscaled'],
+      cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+  assert upscale.returncode == 0, upscale.stderr[-5000:]
+  upscaled = Image.open(io.BytesIO(fs.cat(f'{BUCKET}/runs/micro/upscaled/img0_x1.5.png')))
+  assert upscaled.size == (36, 36)
 
   assert list(cwd.iterdir()) == []  # Nothing local: no 'gs:' folder, no stray file.
