@@ -1,6 +1,7 @@
 r"""Every accelerator check in one run (under 8 minutes on one H100/H200); prints one JSON object.
 
-  (a) parity: the official-network fixture in float32 (the contract) and bfloat16 (its error);
+  (a) parity: the official-network fixture in float32 at 'highest' matmul precision (the
+      contract), and the errors at the device's default precision (TF32 on NVIDIA) and bfloat16;
   (b) the face-config train step (99.8M parameters, 16 -> 128) at 32 images per device, float32
       and bfloat16: step time, TFLOP/s and model FLOP utilisation against the card's peak;
   (c) DPM-Solver++ 20-step sampling of 16 -> 128 at batch 64, projection included;
@@ -9,8 +10,9 @@ r"""Every accelerator check in one run (under 8 minutes on one H100/H200); print
 
   benchmarks/accelerator_check.sh [--cpu-smoke] [--output FILE] [--peak-bf16 T --peak-f32 T]
 
---cpu-smoke runs the same code on the demo model at toy sizes (4.5 minutes on a 2-core CPU, most
-of it compiling): it checks the script, not the speed. Exit status 1 when a check fails.
+--cpu-smoke runs the same code on the training tests' micro model at toy sizes and on one parity
+case (the suite runs it: tests/training/test_benchmarks.py): it checks the script, not the speed.
+Exit status 1 when a check fails.
 """
 import argparse
 import json
@@ -22,7 +24,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import bench_sampling
 import bench_train
@@ -50,16 +51,21 @@ def _peaks(args: argparse.Namespace) -> tuple[float, float]:
   return args.peak_bf16, args.peak_f32
 
 
-def parity(fixture: pathlib.Path) -> dict:
+def parity(fixture: pathlib.Path, cases: tuple[int, ...] | None) -> dict:
+  """The contract (float32 at 'highest', judged) and the error of bfloat16 and of the device's
+  default matmul precision (TF32 on NVIDIA GPUs), reported."""
   out = {}
-  for dtype in ('float32', 'bfloat16'):
-    results = check_official.check(str(fixture), compute_dtype=dtype)
-    out[dtype] = {'cases': len(results),
+  for name, dtype, precision in (('float32', 'float32', 'highest'),
+                                 ('float32_default_precision', 'float32', 'default'),
+                                 ('bfloat16', 'bfloat16', 'default')):
+    results = check_official.check(str(fixture), cases, compute_dtype=dtype,
+                                   matmul_precision=precision)
+    out[name] = {'cases': len(results),
                   'eps_rel_l2_max': max(r['eps']['rel_l2'] for r in results),
                   'eps_max_abs': max(r['eps']['max_abs'] for r in results),
                   'x_con_rel_l2_max': max(r['x_con']['rel_l2'] for r in results)}
-    if dtype == 'float32':  # The contract; bfloat16 is reported, not judged.
-      out[dtype]['pass'] = all(check_official.passes(r) for r in results)
+    if name == 'float32':  # The contract; the others are reported, not judged.
+      out[name]['pass'] = all(check_official.passes(r) for r in results)
   return out
 
 
@@ -115,7 +121,8 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--cpu-smoke', action='store_true',
-                      help='toy sizes on the demo model: checks the script runs, on any device')
+                      help="toy sizes on the training tests' micro model and one parity case: "
+                      'checks the script runs, on any device (the suite runs it)')
   parser.add_argument('--output', help='also write the JSON here')
   parser.add_argument('--fixture', default=str(FIXTURE), help='official-network fixture (.npz)')
   parser.add_argument('--peak-bf16', type=float, default=0.0,
@@ -124,12 +131,14 @@ def main() -> int:
                       help='peak float32 (TF32) TFLOP/s of one device (default: known cards)')
   args = parser.parse_args()
   if args.cpu_smoke:
-    config_path, per_device, sizes, steps = ROOT / 'configs' / 'demo.py', 2, (8, 32), 2
-    sample_args = dict(batch=2, lr_hw=(8, 8), out_hw=(32, 32), max_scale=4.0, repeats=2)
+    config_path = ROOT / 'tests' / 'training' / 'micro_config.py'
+    per_device, sizes, steps, cases = 1, (8, 16), 2, (0,)
+    sample_args = dict(batch=2, lr_hw=(8, 8), out_hw=(16, 16), max_scale=2.0, repeats=2)
     model = None
   else:
     config_path, per_device, sizes, steps = ROOT / 'configs' / 'ffhq_16_128.py', 32, (16, 128), 5
     sample_args = dict(batch=64, lr_hw=(16, 16), out_hw=(128, 128), max_scale=8.0, repeats=3)
+    cases = None
     model = bench_sampling.face_model()
   device = jax.devices()[0]
   report = {'device': device.device_kind, 'platform': device.platform,
@@ -138,7 +147,7 @@ def main() -> int:
   report['peak_tflops'] = {'bfloat16': peaks[0], 'float32': peaks[1]}
 
   start = time.perf_counter()
-  report['parity'] = parity(pathlib.Path(args.fixture))
+  report['parity'] = parity(pathlib.Path(args.fixture), cases)
   report['train_step'], programs = train_steps(config_path, per_device, *sizes, steps, peaks)
   if model is None:
     from idm_jax.models.idm import IDM  # pylint: disable=g-import-not-at-top

@@ -1,24 +1,56 @@
-"""FLOP counts for the benchmarks: the model's (direct convolutions) and what XLA:CPU executes.
+"""FLOP counts for the benchmarks: the model's (direct convolutions) and what XLA executes.
 
-On CPU most 3x3 convolutions run Winograd's algorithm (idm_jax/models/conv2d.py), which does
-fewer multiplications than the model nominally needs; TFLOP/s and model FLOP utilisation are
-quoted against the nominal count, which is XLA's count of the graph as lowered for GPUs, where
-every convolution is direct.
+The model's count walks the traced program (jaxpr) with the CPU fast paths off and adds up
+2 x multiply-adds of every convolution and matrix product, gradients included: the same number on
+every backend, and it needs no XLA cost analysis (which the CUDA plugin does not offer before
+compiling). On CPU most 3x3 convolutions then run Winograd's algorithm (models/conv2d.py), which
+does fewer multiplications: `executed_flops` is XLA's count of the compiled program.
 """
+import math
+
 import jax
 
-
-def _flops(analysis) -> float | None:
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else None
-  return float(analysis['flops']) if analysis and 'flops' in analysis else None
+from idm_jax import cpu_fast_paths
 
 
-def model_flops(jitted, *args) -> float | None:
-  """FLOPs of one call of `jitted` (a jax.jit function) on `args`, with direct convolutions."""
-  return _flops(jitted.trace(*args).lower(lowering_platforms=('cuda',)).cost_analysis())
+def _eqn_flops(eqn) -> int:
+  if eqn.primitive.name == 'dot_general':
+    lhs, rhs = (v.aval.shape for v in eqn.invars)
+    (lhs_contract, _), (lhs_batch, _) = eqn.params['dimension_numbers']
+    out = math.prod(eqn.outvars[0].aval.shape)
+    return 2 * out * math.prod(lhs[d] for d in lhs_contract)
+  if eqn.primitive.name == 'conv_general_dilated':
+    rhs = eqn.invars[1].aval.shape
+    spec = eqn.params['dimension_numbers'].rhs_spec  # (out, in, spatial...) positions.
+    per_output = math.prod(rhs[d] for d in spec[1:])  # in/groups x kernel window.
+    return 2 * math.prod(eqn.outvars[0].aval.shape) * per_output
+  return 0
+
+
+def _jaxpr_flops(jaxpr) -> int:
+  total = 0
+  for eqn in jaxpr.eqns:
+    total += _eqn_flops(eqn)
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else (param,):
+        if type(sub).__name__ == 'ClosedJaxpr':
+          total += _jaxpr_flops(sub.jaxpr)
+        elif type(sub).__name__ == 'Jaxpr':
+          total += _jaxpr_flops(sub)
+  return total
+
+
+def model_flops(fn, *args) -> float:
+  """2 x multiply-adds of the convolutions and matrix products of one call of `fn` on `args`,
+  with direct convolutions (a `cond`'s branches would all count: the model has none)."""
+  with cpu_fast_paths.forced(False):
+    closed = jax.make_jaxpr(fn)(*args)
+  return float(_jaxpr_flops(closed.jaxpr))
 
 
 def executed_flops(compiled) -> float | None:
-  """FLOPs XLA counts in the compiled executable (Winograd's on CPU)."""
-  return _flops(compiled.cost_analysis())
+  """FLOPs XLA counts in the compiled executable (Winograd's on CPU), if it reports them."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  return float(analysis['flops']) if analysis and 'flops' in analysis else None

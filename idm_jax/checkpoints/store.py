@@ -78,8 +78,8 @@ def _abstract(tree: Any) -> Any:
 def _check_model_config(stored: dict[str, Any], cfg: ml_collections.ConfigDict,
                         where: str) -> None:
   ours = json.loads(cfg.to_json_best_effort())
-  # compute_dtype and dropout do not change the parameters; a checkpoint serves either way.
-  free = {'compute_dtype', 'dropout'}
+  # These do not change the parameters; a checkpoint serves either way.
+  free = {'compute_dtype', 'matmul_precision', 'dropout'}
   diffs = [f'{k}: checkpoint {stored.get(k)!r}, config {ours.get(k)!r}'
            for k in sorted(set(stored) | set(ours))
            if k not in free and stored.get(k) != ours.get(k)]

@@ -13,6 +13,9 @@ where there are many tiles, else as three row products (README, 'Benchmarks', ha
 faster); GPUs and TPUs keep XLA's convolution and gradients, and so does the CPU with
 IDM_JAX_CPU_FAST_PATHS=0 (`cpu_fast_paths`).
 """
+import contextlib
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,8 +65,9 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -
   if kernel.shape[:2] == (1, 1) and stride == 1 and padding == 0:
     # A 1x1 convolution is a matrix product; as one, its weight gradient is one too.
     return jnp.einsum('nhwc,cd->nhwd', x, kernel[0, 0])
-  if kernel.shape[:2] == (3, 3) and stride == 1 and padding == 1 and cpu_fast_paths.enabled():
-    return _conv3x3(x, kernel)
+  if (kernel.shape[:2] == (3, 3) and stride == 1 and padding == 1 and cpu_fast_paths.enabled()
+      and jax.default_backend() == 'cpu'):
+    return _conv3x3(x, kernel, jax.config.jax_default_matmul_precision)
   return _xla_conv(x, kernel, stride, padding)
 
 
@@ -72,20 +76,25 @@ def _same_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
       x, kernel, cpu=_cpu_conv3x3, default=lambda x, k: _xla_conv(x, k, 1, 1))
 
 
-@jax.custom_vjp
-def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+# `precision`: the matmul precision in force where the convolution was called. The gradient is
+# traced later, outside any `jax.default_matmul_precision` block, so it sets it again.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv3x3(x: jax.Array, kernel: jax.Array, precision: str | None) -> jax.Array:
+  del precision  # In force already.
   return _same_conv3x3(x, kernel)
 
 
-def _conv3x3_fwd(x, kernel):
-  return _conv3x3(x, kernel), (x, kernel)
+def _conv3x3_fwd(x, kernel, precision):
+  return _conv3x3(x, kernel, precision), (x, kernel)
 
 
-def _conv3x3_bwd(residuals, dy):
+def _conv3x3_bwd(precision, residuals, dy):
   x, kernel = residuals
-  # dx = dy correlated with the filter turned by 180 degrees, input and output channels swapped.
-  dx = _same_conv3x3(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-  dkernel = jax.lax.platform_dependent(x, dy, cpu=_cpu_kernel_grad, default=_xla_kernel_grad)
+  with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext()):
+    # dx = dy correlated with the filter turned by 180 degrees, input and output channels
+    # swapped.
+    dx = _same_conv3x3(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+    dkernel = jax.lax.platform_dependent(x, dy, cpu=_cpu_kernel_grad, default=_xla_kernel_grad)
   return dx, dkernel.astype(kernel.dtype)
 
 

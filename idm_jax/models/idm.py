@@ -3,6 +3,7 @@
 `condition` computes everything that does not depend on the noise level once per image;
 `denoise` is the part a sampler calls at every step.
 """
+import contextlib
 from typing import NamedTuple
 
 import jax
@@ -80,17 +81,29 @@ class IDM(nnx.Module):
     self.upsamplers = nnx.List(upsamplers)  # upsamplers[i] leaves level L-1-i.
     self.conv_out = NormActConv(pre, 3, groups, 0.0, rngs=rngs)
 
+  def _precision(self):
+    """`model.matmul_precision` for the convolutions and matmuls traced inside; 'default'
+    leaves JAX's setting (JAX_DEFAULT_MATMUL_PRECISION) in force."""
+    if self.config.matmul_precision == 'default':
+      return contextlib.nullcontext()
+    return jax.default_matmul_precision(self.config.matmul_precision)
+
   def condition(self, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array) -> Conditioning:
     """lr (B,h,w,3), static out_hw (H,W) >= (h,w), p (B,) -> the timestep-free inputs."""
     if out_hw[0] < lr.shape[1] or out_hw[1] < lr.shape[2]:
       raise ValueError(f'output size {tuple(out_hw)} is smaller than the LR input '
                        f'{lr.shape[1:3]}: IDM upsamples; ask for an output at least as large.')
-    x_con = self.encoder(lr.astype(self.dtype), tuple(out_hw))
-    return Conditioning(x_con=x_con, levels=self.lr_conditioning(x_con, p))
+    with self._precision():
+      x_con = self.encoder(lr.astype(self.dtype), tuple(out_hw))
+      return Conditioning(x_con=x_con, levels=self.lr_conditioning(x_con, p))
 
   def denoise(self, cond: Conditioning, y_t: jax.Array, gamma: jax.Array) -> jax.Array:
     """Predicted noise (B,H,W,3) float32 for y_t (B,H,W,3) at noise level gamma (B,)."""
-    emb = self.noise_mlp(gamma).astype(self.dtype)
+    with self._precision():
+      return self._denoise(cond, y_t, gamma)
+
+  def _denoise(self, cond: Conditioning, y_t: jax.Array, gamma: jax.Array) -> jax.Array:
+    emb = self.noise_mlp(gamma, self.dtype)
     x = self.conv_in(jnp.concatenate([cond.x_con, y_t.astype(self.dtype)], axis=-1))
     skips = [x]
     for level, blocks in enumerate(self.down_blocks):

@@ -55,9 +55,10 @@ class ImplicitUpsampler(nnx.Module):
     k_row, k_col = kernel[self.feat_dim], kernel[self.feat_dim + 1]
     constant = first.bias[...].astype(feat.dtype)
     if self.cell_decode:
-      # LIIF's cell size (2 / out) in latent units, the same for every query.
-      constant = (constant + np.float32(2 / out_h * h) * kernel[self.feat_dim + 2]
-                  + np.float32(2 / out_w * w) * kernel[self.feat_dim + 3])
+      # LIIF's cell size (2 / out) in latent units, the same for every query. Python floats
+      # are weakly typed: the sum stays in the compute dtype.
+      constant = (constant + float(np.float32(2 / out_h * h)) * kernel[self.feat_dim + 2]
+                  + float(np.float32(2 / out_w * w)) * kernel[self.feat_dim + 3])
 
     shifts = (-1, 1) if self.local_ensemble else (0,)
     preds, areas = [], []
@@ -65,8 +66,10 @@ class ImplicitUpsampler(nnx.Module):
       for col_shift in shifts:
         rows = pixel_grid.implicit_axis_queries(out_h, h, row_shift)
         cols = pixel_grid.implicit_axis_queries(out_w, w, col_shift)
+        # The offsets are float32 constants; in the compute dtype, so bfloat16 stays bfloat16.
+        row_rel, col_rel = (jnp.asarray(q.rel, feat.dtype) for q in (rows, cols))
         hid = (projected[:, rows.index][:, :, cols.index]
-               + (rows.rel[:, None, None] * k_row + cols.rel[None, :, None] * k_col
+               + (row_rel[:, None, None] * k_row + col_rel[None, :, None] * k_col
                   + constant)[None])
         for layer in self.mlp[1:]:
           if self.activation != 'none':

@@ -24,8 +24,10 @@ class NoiseLevelMLP(nnx.Module):
     self.fc1 = Dense(channels, channels * 4, rngs=rngs)
     self.fc2 = Dense(channels * 4, channels, rngs=rngs)
 
-  def __call__(self, gamma: jax.Array) -> jax.Array:
-    return self.fc2(jax.nn.swish(self.fc1(noise_level_encoding(gamma, self.channels))))
+  def __call__(self, gamma: jax.Array, dtype: jnp.dtype = jnp.float32) -> jax.Array:
+    """gamma (B,) -> (B, C) in `dtype` (the encoding itself is computed in float32)."""
+    encoding = noise_level_encoding(gamma, self.channels).astype(dtype)
+    return self.fc2(jax.nn.swish(self.fc1(encoding)))
 
 
 class NormActConv(nnx.Module):

@@ -91,11 +91,16 @@ class TrainStep:
         out_shardings=(layout.state_shardings, mesh_lib.replicated(mesh)),
         donate_argnums=0)
 
+  def lower(self, state: train_state_lib.TrainState, rest: Any,
+            batch: Batch) -> jax.stages.Lowered:
+    """The step's program for these arguments' shapes: `.compile()` it (the next call of the
+    step reuses that compilation), read its text or cost. Takes what `__call__` takes."""
+    return self.jitted.lower(state, rest, batch, self._teacher)
+
   def __call__(self, state: train_state_lib.TrainState, rest: Any,
                batch: Batch) -> tuple[train_state_lib.TrainState, Metrics]:
     shape = tuple(batch['hr'].shape)
-    args = (state, rest, batch, self._teacher)
     if jax.process_count() > 1 and shape not in self._compiled:
-      mesh_lib.compile_everywhere(self.jitted.lower(*args), f'train_step_{shape}')
+      mesh_lib.compile_everywhere(self.lower(state, rest, batch), f'train_step_{shape}')
       self._compiled.add(shape)
-    return self.jitted(*args)
+    return self.jitted(state, rest, batch, self._teacher)
