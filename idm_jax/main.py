@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from idm_jax import compilation_cache
 from idm_jax import distributed
 from idm_jax import host_memory
 from idm_jax import paths
@@ -52,6 +53,7 @@ def main(argv: list[str]) -> None:
   except loading.ConfigError as e:
     sys.exit(f'FATAL: {e}')
   host_memory.keep_freed_memory()  # Before XLA's first buffer.
+  compilation_cache.enable()
 
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,

@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'idm_jax'
 # the lowest layer and the entry points of the highest may import each other, and `training`
 # uses `evaluation` (its validation is the evaluator).
 LAYERS = (
-    ('config', 'scale', 'mesh', 'paths', 'distributed', 'host_memory', 'cpu_fast_paths'),
+    ('config', 'scale', 'mesh', 'paths', 'compilation_cache', 'distributed', 'host_memory', 'cpu_fast_paths'),
     ('data', 'models'),
     ('diffusion', 'checkpoints'),
     ('training', 'evaluation'),

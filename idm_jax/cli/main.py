@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 
+from idm_jax import compilation_cache
 from idm_jax import host_memory
 from idm_jax.config import loading
 
@@ -50,6 +51,7 @@ def teacher_override(argv: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   host_memory.keep_freed_memory()
+  compilation_cache.enable()
   if argv and argv[0] in ('train', 'distill'):
     # Training is the absl program `python -m idm_jax.main`; its flags pass through unchanged.
     # Distillation is training with `distill.teacher` set (configs/demo_distill.py).
