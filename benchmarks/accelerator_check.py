@@ -1,174 +1,151 @@
-r"""Every accelerator check in one run (under 8 minutes on one H100/H200); prints one JSON object.
+r"""Every accelerator figure in one run of at most 6 minutes on one H100/H200 with a cold cache.
 
-  (a) parity: the official-network fixture in float32 at 'highest' matmul precision (the
-      contract), and the errors at the device's default precision (TF32 on NVIDIA) and bfloat16;
-  (b) the face-config train step (99.8M parameters, 16 -> 128) at 32 images per device, float32
-      and bfloat16: step time, TFLOP/s and model FLOP utilisation against the card's peak;
-  (c) DPM-Solver++ 20-step sampling of 16 -> 128 at batch 64, projection included;
-  (d) the CPU-only convolutions (Winograd, im2col) are compiled out: XLA executes the model's
-      own FLOPs and no Winograd tile tensor ([36, ...]) is in the optimised program.
+  benchmarks/accelerator_check.sh [--cpu-smoke] [--output FILE] [--only STAGE,...]
 
-  benchmarks/accelerator_check.sh [--cpu-smoke] [--output FILE] [--peak-bf16 T --peak-f32 T]
+Each stage of `accelerator_stage.py` runs in its own process with its own time limit, inside the
+run's deadline; this parent never imports jax, so a stage that hangs or crashes costs only its
+own figures. Each stage's JSON line is printed the moment it ends and appended to FILE (JSON
+lines); a stage that runs out of time reports where it was stuck (every thread's stack). The last
+line is the summary: the ratios to the official PyTorch code (timed on one H200 in the same
+image, `../shared/anchors/official_pytorch/`) and the issue's targets.
 
---cpu-smoke runs the same code on the training tests' micro model at toy sizes and on one parity
-case (the suite runs it: tests/training/test_benchmarks.py): it checks the script, not the speed.
-Exit status 1 when a check fails.
+Stages, cheap and certain first: versions and device; measured peaks (bf16 and TF32 matrix
+products, one model-shaped 3x3 convolution); parity (float32 at 'highest', judged; the device's
+default precision and bfloat16, reported); DPM-Solver++ 20-step sampling 16 -> 128 at batch 64
+in bfloat16 and float32, the distilled student at 4 evaluations; the face train step at 32 images
+per device in bfloat16 then float32 (the seconds of each build phase, median of 5 steps, XLA's
+memory plan and the device's peak, MFU against the measured bf16 peak, and an audit of the
+optimised program: CPU-path tensors, conditionals, convolutions by type).
+
+--cpu-smoke runs every stage on the training tests' micro model and one parity case: it checks
+the script on any machine (the suite runs it), not the speed. Exit status 1 when parity fails,
+a stage fails or runs out of time, or CPU-path code is in an accelerator's program.
 """
 import argparse
 import json
+import os
 import pathlib
-import re
-import statistics
+import subprocess
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-
-import bench_sampling
-import bench_train
-
-from idm_jax.config import diffusion as diffusion_config
-from idm_jax.config import loading
-from idm_jax.diffusion import sampling
-from idm_jax.scale import scale_to_p
-from idm_jax.tools import check_official
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / 'shared' / 'reference' / 'idm_official_small.npz'
-# Dense peak TFLOP/s (bfloat16, TF32 for float32 matmuls) by device-kind substring; first match.
-PEAKS = (('H200', 989.4, 494.7), ('H100 PCIe', 756.0, 378.0), ('H100', 989.4, 494.7),
-         ('A100', 312.0, 156.0))
-# A Winograd F(4x4, 3x3) tile tensor in optimised HLO: 36 transformed values per tile.
-_WINOGRAD_TENSOR = re.compile(r'\b(?:f32|bf16|f16)\[36,')
+HERE = pathlib.Path(__file__).resolve().parent
+# (stage, seconds it may take on an H100/H200 with a cold cache); in this order.
+STAGES = (('versions', 30), ('peaks', 30), ('parity', 75), ('sample_bf16', 40),
+          ('sample_f32', 30), ('sample_student', 25), ('train_bf16', 90), ('train_f32', 60))
+DEADLINE_S = 360
+SMOKE_LIMIT_S = 240  # Per stage on a 2-core CPU (compiling dominates).
+# Official PyTorch (Ree1s/IDM d224c0e, torch 2.11 + CUDA 13) on one H200, face config: seconds.
+OFFICIAL_H200 = {'denoise_b64_f32': 0.0877, 'denoise_b64_bf16': 0.0815,
+                 'train_b32_f32': 0.151, 'train_b32_bf16': 0.121}
+TARGETS = {'train_bf16_over_official': 0.5, 'train_f32_over_official': 0.7,
+           'sample_bf16_images_per_s': 250, 'sample_student_images_per_s': 1000}
 
 
-def _peaks(args: argparse.Namespace) -> tuple[float, float]:
-  kind = jax.devices()[0].device_kind
-  for name, bf16, f32 in PEAKS:
-    if name in kind:
-      return args.peak_bf16 or bf16, args.peak_f32 or f32
-  return args.peak_bf16, args.peak_f32
+def run_stage(name: str, limit_s: float, args: argparse.Namespace) -> dict:
+  """One stage in a child process; its JSON line, or what went wrong."""
+  command = [sys.executable, str(HERE / 'accelerator_stage.py'), name,
+             f'--limit-s={limit_s}', f'--fixture={args.fixture}']
+  if args.cpu_smoke:
+    command.append('--cpu-smoke')
+  if name.startswith('train') and args.peak_tflops:
+    command.append(f'--peak-tflops={args.peak_tflops}')
+  start = time.perf_counter()
+  try:
+    child = subprocess.run(command, capture_output=True, text=True, timeout=limit_s + 10,
+                           env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+  except subprocess.TimeoutExpired as e:
+    stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or '')
+    return {'stage': name, 'status': 'timeout', 'limit_s': limit_s, 'stderr_tail': stderr[-3000:]}
+  lines = [line for line in child.stdout.splitlines() if line.startswith('{')]
+  if child.returncode == 0 and lines:
+    return json.loads(lines[-1])
+  stuck = 'Timeout (' in child.stderr  # faulthandler's header when the limit struck.
+  return {'stage': name, 'status': 'timeout' if stuck else 'error',
+          'seconds': round(time.perf_counter() - start, 1), 'limit_s': limit_s,
+          'returncode': child.returncode, 'stderr_tail': child.stderr[-3000:]}
 
 
-def parity(fixture: pathlib.Path, cases: tuple[int, ...] | None) -> dict:
-  """The contract (float32 at 'highest', judged) and the error of bfloat16 and of the device's
-  default matmul precision (TF32 on NVIDIA GPUs), reported."""
-  out = {}
-  for name, dtype, precision in (('float32', 'float32', 'highest'),
-                                 ('float32_default_precision', 'float32', 'default'),
-                                 ('bfloat16', 'bfloat16', 'default')):
-    results = check_official.check(str(fixture), cases, compute_dtype=dtype,
-                                   matmul_precision=precision)
-    out[name] = {'cases': len(results),
-                  'eps_rel_l2_max': max(r['eps']['rel_l2'] for r in results),
-                  'eps_max_abs': max(r['eps']['max_abs'] for r in results),
-                  'x_con_rel_l2_max': max(r['x_con']['rel_l2'] for r in results)}
-    if name == 'float32':  # The contract; the others are reported, not judged.
-      out[name]['pass'] = all(check_official.passes(r) for r in results)
+def summary(results: dict[str, dict], cpu_smoke: bool) -> dict:
+  """Ratios to the official code, targets, and what failed."""
+  ok = {k: v for k, v in results.items() if v.get('status') == 'ok'}
+  out = {'stage': 'summary', 'failed': sorted(k for k in results if k not in ok)}
+  parity = ok.get('parity', {}).get('highest', {})
+  if parity.get('pass') is False:
+    out['failed'].append('parity')
+  on_accelerator = ok.get('versions', {}).get('backend') not in (None, 'cpu')
+  for name in ('train_bf16', 'train_f32'):
+    if name in ok and on_accelerator and (ok[name]['hlo']['winograd_tensors']
+                                          or ok[name]['hlo']['conditionals']):
+      out['failed'].append(f'{name}: CPU paths in the program')
+  if cpu_smoke or not on_accelerator:
+    return out
+  ratios = {}
+  for dtype, official in (('bf16', 'train_b32_bf16'), ('f32', 'train_b32_f32')):
+    if f'train_{dtype}' in ok:
+      ratios[f'train_{dtype}_over_official'] = round(
+          ok[f'train_{dtype}']['step_s_median'] / OFFICIAL_H200[official], 3)
+  for dtype in ('bf16', 'f32'):
+    if f'sample_{dtype}' in ok:
+      ratios[f'denoise_{dtype}_over_official'] = round(
+          ok[f'sample_{dtype}']['ms_per_evaluation'] / 1e3 / OFFICIAL_H200[f'denoise_b64_{dtype}'],
+          3)
+  for name in ('sample_bf16', 'sample_student'):
+    if name in ok:
+      ratios[f'{name}_images_per_s'] = ok[name]['images_per_s']
+  if 'train_bf16' in ok and 'peaks' in ok:
+    ratios['train_bf16_mfu_of_measured_peak'] = round(
+        ok['train_bf16']['achieved_tflops'] / ok['peaks']['matmul_bf16']['tflops'], 3)
+  out['ratios'] = ratios
+  out['targets_met'] = {
+      k: (ratios[k] <= v if k.endswith('official') else ratios[k] >= v)
+      for k, v in TARGETS.items() if k in ratios}
   return out
 
 
-def train_steps(config_path: pathlib.Path, per_device: int, lr_size: int, hr_size: int,
-                steps: int, peaks: tuple[float, float]) -> tuple[dict, list[str]]:
-  """Timings per compute dtype, and the optimised programs (HLO text) that ran."""
-  out, programs = {}, []
-  for dtype, peak in (('float32', peaks[1]), ('bfloat16', peaks[0])):
-    config = loading.load(str(config_path))
-    config.model.compute_dtype = dtype
-    config.mesh.data = -1
-    out[dtype], compiled = bench_train.measure(config, per_device * jax.device_count(), lr_size,
-                                               hr_size, steps, peak)
-    programs.append(compiled.as_text())
-  return out, programs
-
-
-def sample_timing(model, batch: int, lr_hw: tuple[int, int], out_hw: tuple[int, int],
-                  max_scale: float, repeats: int) -> dict:
-  sampler = diffusion_config.default_sampler_config()
-  sampler.consistency = 'matlab_bicubic'
-  lr = jnp.zeros((batch, *lr_hw, 3), jnp.float32)
-  p = jnp.full((batch,), scale_to_p(out_hw[0] / lr_hw[0], max_scale), jnp.float32)
-  start = time.perf_counter()
-  compiled = sampling.compile_sample(model, lr, out_hw, p, sampler,
-                                     diffusion_config.default_diffusion_config())
-  compile_s = time.perf_counter() - start
-  jax.block_until_ready(compiled.run(lr, p, jax.random.key(0)))
-  times = []
-  for i in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(compiled.run(lr, p, jax.random.key(i)))
-    times.append(time.perf_counter() - start)
-  median = statistics.median(times)
-  return {'sampler': 'dpm_solver++', 'steps': sampler.steps, 'batch': batch,
-          'lr_hw': list(lr_hw), 'out_hw': list(out_hw), 'compile_s': round(compile_s, 2),
-          'run_s_median': round(median, 4), 'images_per_s': round(batch / median, 2),
-          'ms_per_image_step': round(median / batch / sampler.steps * 1e3, 4)}
-
-
-def cpu_paths_compiled_out(train: dict, hlo_texts: list[str]) -> dict:
-  """No Winograd tile tensor in the program; executed over model FLOPs (~1 without Winograd's
-  saving) is reported beside it."""
-  ratios = {dtype: r['executed_tflop_per_step'] / max(r['model_tflop_per_step'], 1e-12)
-            for dtype, r in train.items()}
-  winograd = any(_WINOGRAD_TENSOR.search(text) for text in hlo_texts)
-  return {'executed_over_model_flops': {k: round(v, 3) for k, v in ratios.items()},
-          'winograd_tensor_in_hlo': winograd,
-          'pass': not winograd}
-
-
-def main() -> int:
+def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--cpu-smoke', action='store_true',
-                      help="toy sizes on the training tests' micro model and one parity case: "
-                      'checks the script runs, on any device (the suite runs it)')
-  parser.add_argument('--output', help='also write the JSON here')
-  parser.add_argument('--fixture', default=str(FIXTURE), help='official-network fixture (.npz)')
-  parser.add_argument('--peak-bf16', type=float, default=0.0,
-                      help='peak bfloat16 TFLOP/s of one device (default: known cards)')
-  parser.add_argument('--peak-f32', type=float, default=0.0,
-                      help='peak float32 (TF32) TFLOP/s of one device (default: known cards)')
-  args = parser.parse_args()
-  if args.cpu_smoke:
-    config_path = ROOT / 'tests' / 'training' / 'micro_config.py'
-    per_device, sizes, steps, cases = 1, (8, 16), 2, (0,)
-    sample_args = dict(batch=2, lr_hw=(8, 8), out_hw=(16, 16), max_scale=2.0, repeats=2)
-    model = None
-  else:
-    config_path, per_device, sizes, steps = ROOT / 'configs' / 'ffhq_16_128.py', 32, (16, 128), 5
-    sample_args = dict(batch=64, lr_hw=(16, 16), out_hw=(128, 128), max_scale=8.0, repeats=3)
-    cases = None
-    model = bench_sampling.face_model()
-  device = jax.devices()[0]
-  report = {'device': device.device_kind, 'platform': device.platform,
-            'devices': jax.device_count(), 'jax': jax.__version__, 'cpu_smoke': args.cpu_smoke}
-  peaks = _peaks(args)
-  report['peak_tflops'] = {'bfloat16': peaks[0], 'float32': peaks[1]}
+                      help="toy sizes on the training tests' micro model and one parity case")
+  parser.add_argument('--output', help='append every JSON line here too')
+  parser.add_argument('--only', help='comma-separated stages (default: all)')
+  parser.add_argument('--fixture', default=str(HERE.parents[1] / 'shared' / 'reference'
+                                               / 'idm_official_small.npz'))
+  parser.add_argument('--peak-tflops', type=float, default=0.0,
+                      help='bf16 peak for the train stages\' MFU (default: none; the summary '
+                      'quotes the measured one)')
+  args = parser.parse_args(argv)
+  chosen = args.only.split(',') if args.only else [name for name, _ in STAGES]
+  unknown = set(chosen) - {name for name, _ in STAGES}
+  if unknown:
+    parser.error(f'--only: unknown stage(s) {sorted(unknown)}; '
+                 f'choose from {[name for name, _ in STAGES]}')
+  output = pathlib.Path(args.output) if args.output else None
+  deadline = time.monotonic() + (DEADLINE_S if not args.cpu_smoke else 8 * SMOKE_LIMIT_S)
 
-  start = time.perf_counter()
-  report['parity'] = parity(pathlib.Path(args.fixture), cases)
-  report['train_step'], programs = train_steps(config_path, per_device, *sizes, steps, peaks)
-  if model is None:
-    from idm_jax.models.idm import IDM  # pylint: disable=g-import-not-at-top
-    from flax import nnx  # pylint: disable=g-import-not-at-top
-    model = IDM(loading.load(str(config_path)).model, rngs=nnx.Rngs(0))
-  report['sampling'] = sample_timing(model, **sample_args)
-  cpu_paths = cpu_paths_compiled_out(report['train_step'], programs)
-  if device.platform == 'cpu':
-    cpu_paths['pass'] = None  # On a CPU the fast paths are meant to run.
-  report['cpu_paths_compiled_out'] = cpu_paths
-  report['seconds'] = round(time.perf_counter() - start, 1)
+  def emit(result: dict) -> None:
+    line = json.dumps(result)
+    print(line, flush=True)
+    if output is not None:
+      with output.open('a') as f:
+        f.write(line + '\n')
 
-  failed = [name for name, ok in (('parity', report['parity']['float32']['pass']),
-                                  ('cpu_paths', cpu_paths['pass'])) if ok is False]
-  report['failed'] = failed
-  text = json.dumps(report, indent=2)
-  print(text)
-  if args.output:
-    pathlib.Path(args.output).write_text(text)
-  return 1 if failed else 0
+  results = {}
+  for name, limit_s in STAGES:
+    if name not in chosen:
+      continue
+    left = deadline - time.monotonic()
+    if left < 5:
+      results[name] = {'stage': name, 'status': 'skipped', 'why': 'the run\'s deadline passed'}
+    else:
+      limit = SMOKE_LIMIT_S if args.cpu_smoke else limit_s
+      results[name] = run_stage(name, min(limit, left), args)
+    emit(results[name])
+  final = summary(results, args.cpu_smoke)
+  emit(final)
+  return 1 if final['failed'] else 0
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(main(sys.argv[1:]))

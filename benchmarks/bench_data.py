@@ -5,7 +5,8 @@ FFHQ/CelebA-HQ) and DIV2K-style 40 -> 160 patches (480x480 HR PNGs with official
 the DIV2K sub-image folders). The temporary PNGs are smooth random images, so they compress like
 photographs. For each num_workers:num_threads combination it reports wall-clock pairs/s and the
 CPU milliseconds per pair of this process and its worker processes (Linux /proc), which other jobs
-on the machine distort far less than the wall clock. Usage: python benchmarks/bench_data.py [--steps=40]
+on the machine distort far less than the wall clock.
+Usage: python benchmarks/bench_data.py [--steps=40] [--faces=512 --div2k=64 --batches=32,16]
 """
 import glob
 import json
@@ -27,6 +28,9 @@ _STEPS = flags.DEFINE_integer('steps', 40, 'Timed batches per measurement.')
 _WARMUP = flags.DEFINE_integer('warmup', 4, 'Untimed batches first (worker start-up).')
 _WORKERS = flags.DEFINE_list('workers', ['0:0', '0:2', '2:1'],
                              'num_workers:num_threads combinations to measure.')
+_FACES = flags.DEFINE_integer('faces', 512, 'Face-style 128x128 PNGs written.')
+_DIV2K = flags.DEFINE_integer('div2k', 64, 'DIV2K-style 480x480 PNGs (with x4 LR) written.')
+_BATCHES = flags.DEFINE_list('batches', ['32', '16'], 'Batch sizes: faces, DIV2K.')
 
 
 def _photo_like(rng: np.random.Generator, side: int) -> np.ndarray:
@@ -90,8 +94,8 @@ def main(argv):
     div2k_hr, div2k_lr = os.path.join(tmp, 'div2k_hr'), os.path.join(tmp, 'div2k_lr')
     for d in (faces, div2k_hr, div2k_lr):
       os.makedirs(d)
-    _write_faces(faces, 512)
-    _write_div2k(div2k_hr, div2k_lr, 64)
+    _write_faces(faces, _FACES.value)
+    _write_div2k(div2k_hr, div2k_lr, _DIV2K.value)
 
     face_cfg = config_lib.default_data_config()
     face_cfg.update(source='folder', path=faces, lr_size=16, min_hr_size=16, max_hr_size=128,
@@ -99,7 +103,9 @@ def main(argv):
     div2k_cfg = config_lib.default_data_config()
     div2k_cfg.update(source='folder', path=div2k_hr, lr_path=div2k_lr, lr_scale=4, lr_size=40,
                      min_hr_size=40, max_hr_size=160, degradation='matlab_bicubic')
-    for name, cfg, batch in (('faces_16_128', face_cfg, 32), ('div2k_40_160', div2k_cfg, 16)):
+    face_batch, div2k_batch = (int(b) for b in _BATCHES.value)
+    for name, cfg, batch in (('faces_16_128', face_cfg, face_batch),
+                             ('div2k_40_160', div2k_cfg, div2k_batch)):
       for combo in _WORKERS.value:
         workers, threads = (int(v) for v in combo.split(':'))
         cfg.update(num_workers=workers, num_threads=threads)

@@ -1,6 +1,7 @@
 """Time one denoiser call of the face model (LR 16 -> HR 128) after compilation.
 
-  python benchmarks/bench_denoiser.py [--batches 1,4] [--repeats 5] [--dtype float32]
+  python benchmarks/bench_denoiser.py [--batches 1,4] [--repeats 5] [--dtype float32] \
+      [--config CONFIG --lr 16 --hr 128]
 
 Prints one JSON object: per batch the median and all timings in ms, XLA's FLOP counts for the
 call (the model's, with direct convolutions, and the executed ones: fewer on CPU, where Winograd's
@@ -22,6 +23,7 @@ from model_flops import executed_flops
 from model_flops import model_flops
 
 from idm_jax import host_memory
+from idm_jax.config import loading
 from idm_jax.config.model import default_model_config
 from idm_jax.models.idm import IDM
 
@@ -43,11 +45,16 @@ def main() -> None:
   parser.add_argument('--batches', default='1,4')
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
+  parser.add_argument('--config', help="experiment config whose model to time (default: the "
+                      "face model); the suite passes a toy one")
+  parser.add_argument('--lr', type=int, default=16, help='LR side')
+  parser.add_argument('--hr', type=int, default=128, help='HR side')
   args = parser.parse_args()
   malloc_tuned = host_memory.keep_freed_memory()
 
-  cfg = default_model_config()
+  cfg = loading.load(args.config).model if args.config else default_model_config()
   cfg.compute_dtype = args.dtype
+  face = args.config is None and (args.lr, args.hr) == (16, 128)
   model = IDM(cfg, rngs=nnx.Rngs(0))
   model.eval()
   graphdef, state = nnx.split(model)
@@ -58,18 +65,19 @@ def main() -> None:
 
   @jax.jit
   def condition(state, lr, p):
-    return nnx.merge(graphdef, state).condition(lr, (128, 128), p)
+    return nnx.merge(graphdef, state).condition(lr, (args.hr, args.hr), p)
 
   @jax.jit
   def denoise(state, cond, y_t, gamma):
     return nnx.merge(graphdef, state).denoise(cond, y_t, gamma)
 
   report = {'device': str(jax.devices()[0].device_kind), 'backend': jax.default_backend(),
-            'dtype': args.dtype, 'malloc_tuned': malloc_tuned, 'lr': [16, 16], 'hr': [128, 128], 'results': []}
+            'dtype': args.dtype, 'malloc_tuned': malloc_tuned, 'lr': [args.lr, args.lr],
+            'hr': [args.hr, args.hr], 'results': []}
   for batch in (int(b) for b in args.batches.split(',')):
     key = jax.random.key(batch)
-    lr = jax.random.uniform(key, (batch, 16, 16, 3), minval=-1, maxval=1)
-    y_t = jax.random.normal(key, (batch, 128, 128, 3))
+    lr = jax.random.uniform(key, (batch, args.lr, args.lr, 3), minval=-1, maxval=1)
+    y_t = jax.random.normal(key, (batch, args.hr, args.hr, 3))
     gamma, p = jnp.full((batch,), 0.5), jnp.full((batch,), 1.0)
     full_args = (state, lr, y_t, gamma, p)
     cond = condition(state, lr, p)
@@ -81,10 +89,10 @@ def main() -> None:
       executed = executed_flops(fn.lower(*fn_args).compile())
       median = statistics.median(times)
       entry[name] = {'median_ms': round(median, 2), 'times_ms': [round(t, 2) for t in times],
-                     'model_gflop': None if flops is None else round(flops / 1e9, 2),
-                     'executed_gflop': None if executed is None else round(executed / 1e9, 2),
-                     'tflops_per_s': None if flops is None else round(flops / median / 1e9, 3)}
-    if batch in OFFICIAL_CPU_MS:
+                     'model_gflop': round(flops / 1e9, 4),
+                     'executed_gflop': None if executed is None else round(executed / 1e9, 4),
+                     'tflops_per_s': round(flops / median / 1e9, 4)}
+    if face and batch in OFFICIAL_CPU_MS:
       entry['official_cpu_ms'] = OFFICIAL_CPU_MS[batch]
       entry['ratio_full_to_official'] = round(entry['full_call']['median_ms']
                                               / OFFICIAL_CPU_MS[batch], 3)

@@ -29,10 +29,11 @@ SAMPLERS = {'ddpm_2000': ('ddpm', 2000), 'ddim_200': ('ddim', 200), 'ddim_50': (
             'dpm_solver++_20': ('dpm_solver++', 20)}
 
 
-def face_model() -> IDM:
-  """The face-config IDM with fan-in-scaled seeded weights (skips the slow eager initialiser)."""
-  graphdef, state = nnx.split(nnx.eval_shape(lambda: IDM(default_model_config(),
-                                                         rngs=nnx.Rngs(0))))
+def face_model(config=None) -> IDM:
+  """The face-config IDM (or `config`'s network) with fan-in-scaled seeded weights (skips the
+  slow eager initialiser)."""
+  config = default_model_config() if config is None else config
+  graphdef, state = nnx.split(nnx.eval_shape(lambda: IDM(config, rngs=nnx.Rngs(0))))
   rng = np.random.default_rng(0)
 
   def fill(x):
@@ -48,7 +49,7 @@ def face_model() -> IDM:
 
 def _sampler(name: str, steps: int):
   s = diffusion_config.default_sampler_config()
-  s.name, s.steps, s.consistency = name, steps, 'none'  # bench_consistency.py times projection.
+  s.name, s.steps, s.consistency = name, steps, 'none'
   return s
 
 

@@ -31,6 +31,11 @@ def _jaxpr_flops(jaxpr) -> int:
   total = 0
   for eqn in jaxpr.eqns:
     total += _eqn_flops(eqn)
+    if eqn.primitive.name == 'cond':
+      # One branch runs: the dearest (a platform switch's direct convolution, where a cached
+      # trace still holds the CPU's Winograd branch beside it).
+      total += max(_jaxpr_flops(branch.jaxpr) for branch in eqn.params['branches'])
+      continue
     for param in eqn.params.values():
       for sub in param if isinstance(param, (list, tuple)) else (param,):
         if type(sub).__name__ == 'ClosedJaxpr':
@@ -42,7 +47,7 @@ def _jaxpr_flops(jaxpr) -> int:
 
 def model_flops(fn, *args) -> float:
   """2 x multiply-adds of the convolutions and matrix products of one call of `fn` on `args`,
-  with direct convolutions (a `cond`'s branches would all count: the model has none)."""
+  with direct convolutions; a `cond` counts its dearest branch."""
   with cpu_fast_paths.forced(False):
     closed = jax.make_jaxpr(fn)(*args)
   return float(_jaxpr_flops(closed.jaxpr))

@@ -1,4 +1,4 @@
-"""The README's main job: a small IDM on the embedded photos, 7 to 11 minutes on a 2-core CPU.
+"""The README's main job: a small IDM on the embedded photos, trained and evaluated on a CPU.
 
 Trains on 8x8 LR crops of the scikit-image photos with HR targets of 16, 24 or 32 pixels
 (continuous scales x2..x4, three compilations), then samples 96x96 centre crops of the two
@@ -8,7 +8,7 @@ the picture LR | bicubic | IDM | HR (eval/comparison.png) into the workdir.
 Sampling is stochastic (DDIM with eta = 1, i.e. DDPM's posterior variance on a 10-step grid):
 after a few minutes of training the network is still poor at the highest noise levels, and the
 fresh noise of each stochastic step washes out those early errors; the deterministic samplers
-keep them (about 21 dB instead of 25 dB here).
+keep them (the README's demo section has the figures).
 """
 import ml_collections
 

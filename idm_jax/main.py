@@ -53,7 +53,6 @@ def main(argv: list[str]) -> None:
   except loading.ConfigError as e:
     sys.exit(f'FATAL: {e}')
   host_memory.keep_freed_memory()  # Before XLA's first buffer.
-  compilation_cache.enable()
 
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
@@ -79,6 +78,8 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+  """The program: with the persistent compilation cache (a library caller keeps its own)."""
+  compilation_cache.enable()
   app.run(main, flags_parser=parse_flags)
 
 

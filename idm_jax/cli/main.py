@@ -51,7 +51,6 @@ def teacher_override(argv: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   host_memory.keep_freed_memory()
-  compilation_cache.enable()
   if argv and argv[0] in ('train', 'distill'):
     # Training is the absl program `python -m idm_jax.main`; its flags pass through unchanged.
     # Distillation is training with `distill.teacher` set (configs/demo_distill.py).
@@ -84,5 +83,12 @@ def run(argv: list[str] | None = None) -> int:
     return 2
 
 
+def entry() -> int:
+  """The `idm-jax` program: `run` with the persistent compilation cache on (`run` alone, as
+  tests call it, leaves the caller's JAX settings as they are)."""
+  compilation_cache.enable()
+  return run()
+
+
 if __name__ == '__main__':
-  sys.exit(run())
+  sys.exit(entry())

@@ -3,7 +3,8 @@
 As in Flax's gemma sampler, the model is split once outside and merged inside a single `jax.jit`
 over (graphdef, state, ...): the LR conditioning is computed once, then `scan_loop.run` scans the
 steps (a distilled student: `student_sampler.run`). The step table (the student's plan) is a
-traced argument, so changing eta or the schedule does not recompile.
+traced argument, so another schedule of the same length reuses the program; whether steps draw
+fresh noise (eta > 0) is static, so switching eta between 0 and > 0 compiles once more.
 """
 import functools
 from typing import Any, Callable, NamedTuple, Sequence

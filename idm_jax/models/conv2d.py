@@ -132,9 +132,9 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _xla_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
-  kernel = jnp.zeros((3, 3, x.shape[-1], dy.shape[-1]), x.dtype)
-  _, kernel_vjp = jax.vjp(lambda k: _xla_conv(x, k, 1, 1), kernel)
-  return kernel_vjp(dy)[0]
+  # The transpose alone: a vjp would also trace the forward convolution, for XLA to drop.
+  kernel = jax.ShapeDtypeStruct((3, 3, x.shape[-1], dy.shape[-1]), x.dtype)
+  return jax.linear_transpose(lambda k: _xla_conv(x, k, 1, 1), kernel)(dy)[0]
 
 
 def _cpu_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:

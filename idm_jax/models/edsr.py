@@ -21,7 +21,7 @@ def resize_nearest_legacy(x: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
   """`F.interpolate(x, out_hw)` with PyTorch's legacy 'nearest' rule. (B,h,w,C) -> (B,H,W,C)."""
   rows = pixel_grid.legacy_nearest_indices(x.shape[1], out_hw[0])
   cols = pixel_grid.legacy_nearest_indices(x.shape[2], out_hw[1])
-  return x[:, rows][:, :, cols]
+  return pixel_grid.take(pixel_grid.take(x, rows, 1), cols, 2)
 
 
 class EDSREncoder(nnx.Module):

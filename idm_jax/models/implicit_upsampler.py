@@ -68,7 +68,8 @@ class ImplicitUpsampler(nnx.Module):
         cols = pixel_grid.implicit_axis_queries(out_w, w, col_shift)
         # The offsets are float32 constants; in the compute dtype, so bfloat16 stays bfloat16.
         row_rel, col_rel = (jnp.asarray(q.rel, feat.dtype) for q in (rows, cols))
-        hid = (projected[:, rows.index][:, :, cols.index]
+        latent = pixel_grid.take(pixel_grid.take(projected, rows.index, 1), cols.index, 2)
+        hid = (latent
                + (row_rel[:, None, None] * k_row + col_rel[None, :, None] * k_col
                   + constant)[None])
         for layer in self.mlp[1:]:

@@ -3,10 +3,12 @@
 Every index here depends only on shapes, so it is computed once in numpy at trace time and
 enters the compiled program as a constant. The arithmetic is float32, step for step as PyTorch
 does it, because official checkpoints were trained with exactly these choices: an index that
-differs at a rounding tie would change the output.
+differs at a rounding tie would change the output. `take` applies such an index.
 """
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 _F32 = np.float32
@@ -68,3 +70,20 @@ def implicit_axis_queries(n_out: int, n_latent: int, shift: int) -> AxisQuery:
   latent_centres = pixel_centres(n_latent)
   rel = (coord - latent_centres[index]) * _F32(n_latent)
   return AxisQuery(index=index, rel=rel.astype(_F32))
+
+
+def take(x: jax.Array, index: np.ndarray, axis: int) -> jax.Array:
+  """`x` indexed by the static `index` along `axis`.
+
+  At an integer upsampling ratio the index is often 0,0,1,1,2,2,...: then each value is
+  repeated in place, which gives the same values and whose gradient is a sum over the copies,
+  not the scatter-add a gather's gradient becomes (slow on GPUs and TPUs).
+  """
+  n = x.shape[axis]
+  ratio = index.size // n
+  if index.size % n == 0 and np.array_equal(index, np.repeat(np.arange(n), ratio)):
+    # Broadcast and merge axes: no gather, and a sum (not a scatter) in the gradient.
+    wide = jnp.broadcast_to(jnp.expand_dims(x, axis + 1),
+                            x.shape[:axis + 1] + (ratio,) + x.shape[axis + 1:])
+    return wide.reshape(x.shape[:axis] + (index.size,) + x.shape[axis + 1:])
+  return jnp.take(x, index, axis=axis, mode='clip')  # Indices are in range by construction.

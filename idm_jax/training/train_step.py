@@ -91,11 +91,16 @@ class TrainStep:
         out_shardings=(layout.state_shardings, mesh_lib.replicated(mesh)),
         donate_argnums=0)
 
+  def trace(self, state: train_state_lib.TrainState, rest: Any,
+            batch: Batch) -> jax.stages.Traced:
+    """The step traced for these arguments' shapes: `.lower().compile()` it (the next call of
+    the step reuses that compilation), read its text or cost. Takes what `__call__` takes."""
+    return self.jitted.trace(state, rest, batch, self._teacher)
+
   def lower(self, state: train_state_lib.TrainState, rest: Any,
             batch: Batch) -> jax.stages.Lowered:
-    """The step's program for these arguments' shapes: `.compile()` it (the next call of the
-    step reuses that compilation), read its text or cost. Takes what `__call__` takes."""
-    return self.jitted.lower(state, rest, batch, self._teacher)
+    """`trace(...).lower()`."""
+    return self.trace(state, rest, batch).lower()
 
   def __call__(self, state: train_state_lib.TrainState, rest: Any,
                batch: Batch) -> tuple[train_state_lib.TrainState, Metrics]:

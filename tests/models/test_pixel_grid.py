@@ -1,6 +1,8 @@
 """Static index geometry against closed forms and a float64 brute-force nearest search."""
 from fractions import Fraction
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -61,3 +63,18 @@ def test_grid_sample_rounds_half_to_even():
   size = 4
   coords = np.array([(k + 0.5 + 0.5) / (size / 2) - 1 for k in range(size - 1)], np.float32)
   np.testing.assert_array_equal(pixel_grid.grid_sample_nearest_indices(coords, size), [0, 2, 2])
+
+
+@pytest.mark.parametrize('n_out', [5, 10, 12, 15, 7])
+@pytest.mark.parametrize('shift', [-1, 0, 1])
+def test_take_is_indexing_and_repeats_at_integer_ratios(n_out, shift):
+  x = jnp.asarray(np.random.default_rng(n_out).normal(size=(2, 5, 4, 3)), jnp.float32)
+  index = pixel_grid.implicit_axis_queries(n_out, 5, shift).index
+  np.testing.assert_array_equal(pixel_grid.take(x, index, 1), np.asarray(x)[:, index])
+  grad = jax.grad(lambda x: jnp.sum(pixel_grid.take(x, index, 1) ** 2))
+  np.testing.assert_allclose(grad(x), jax.grad(lambda x: jnp.sum(x[:, index] ** 2))(x),
+                             rtol=1e-6)
+  program = jax.jit(grad).lower(x).as_text()
+  is_repeat = n_out % 5 == 0 and np.array_equal(index, np.repeat(np.arange(5), n_out // 5))
+  # A repeat needs neither a gather forward nor a scatter-add backward.
+  assert ('gather' not in program and 'scatter' not in program) == is_repeat

@@ -9,6 +9,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from idm_jax.models import conv2d
@@ -58,27 +59,99 @@ def test_bench_train_runs_the_train_step(tmp_path, subprocess_env):
 
 
 def test_accelerator_check_cpu_smoke_without_tensorflow_clu_or_grain(tmp_path, subprocess_env,
-                                                                    reference_npz):
-  """As on the GPU image: none of TensorFlow, clu or grain is installed there."""
+                                                                    reference_npz, xla_cache_dir):
+  """Every stage, each in its own process, as on the GPU image: none of TensorFlow, clu or grain
+  is installed there."""
   python, env = isolated_site.python_without(('tensorflow', 'clu', 'grain', 'keras'),
                                              tmp_path / 'site', subprocess_env)
   wrapper = tmp_path / 'python'
   wrapper.write_text('#!/bin/sh\nexec ' + ' '.join(python) + ' "$@"\n')
   wrapper.chmod(0o755)
-  env['PYTHON'] = str(wrapper)
-  output = tmp_path / 'check.json'
+  env.update(PYTHON=str(wrapper), IDM_JAX_COMPILATION_CACHE=xla_cache_dir)
+  output = tmp_path / 'check.jsonl'
   result = subprocess.run(
       ['bash', str(BENCHMARKS / 'accelerator_check.sh'), '--cpu-smoke', f'--output={output}',
        f'--fixture={reference_npz}'], cwd=REPO, env=env, capture_output=True, text=True,
-      timeout=600)
+      timeout=1200)
+  assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+  lines = [json.loads(line) for line in output.read_text().splitlines()]
+  assert lines == [json.loads(line) for line in result.stdout.splitlines()]  # Printed as written.
+  stages = {line['stage']: line for line in lines}
+  assert list(stages) == ['versions', 'peaks', 'parity', 'sample_bf16', 'sample_f32',
+                          'sample_student', 'train_bf16', 'train_f32', 'summary']
+  assert stages['summary']['failed'] == []
+  assert all(line['status'] == 'ok' for name, line in stages.items() if name != 'summary')
+  parity = stages['parity']
+  assert parity['highest']['pass'] and parity['highest']['eps_rel_l2_max'] < 1e-4
+  # bfloat16 is off by far more than float32, and measured, not judged.
+  assert parity['bfloat16']['eps_rel_l2_max'] > 10 * parity['highest']['eps_rel_l2_max']
+  for dtype in ('bf16', 'f32'):
+    train = stages[f'train_{dtype}']
+    assert math.isfinite(train['loss']) and set(train['phases']) >= {
+        'init_s', 'make_rest_s', 'trace_s', 'lower_s', 'compile_s', 'first_call_s'}
+    assert train['hlo']['convolutions']  # The audit read the optimised program.
+  assert stages['sample_student']['evaluations'] == 4
+  assert stages['versions']['packages']['jax'] and stages['peaks']['matmul_bf16']['tflops'] > 0
+
+
+def test_accelerator_check_reports_a_stage_that_hangs(tmp_path, monkeypatch, capsys):
+  """A stage past its limit prints where it was stuck and fails the run; later stages run."""
+  sys.path.insert(0, str(BENCHMARKS))
+  import accelerator_check  # pylint: disable=g-import-not-at-top
+  stage = tmp_path / 'accelerator_stage.py'
+  stage.write_text(
+      'import faulthandler, sys, time\n'
+      'if sys.argv[1] == "versions":\n'
+      '  faulthandler.dump_traceback_later(1, exit=True)\n'
+      '  time.sleep(60)\n'
+      'print(\'{"stage": "%s", "status": "ok"}\' % sys.argv[1])\n')
+  monkeypatch.setattr(accelerator_check, 'HERE', tmp_path)
+  assert accelerator_check.main(['--only=versions,peaks', '--cpu-smoke']) == 1
+  lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert lines[0]['stage'] == 'versions' and lines[0]['status'] == 'timeout'
+  assert 'accelerator_stage.py", line 4' in lines[0]['stderr_tail']  # Where it was stuck.
+  assert lines[1] == {'stage': 'peaks', 'status': 'ok'}
+  assert lines[2]['failed'] == ['versions']
+
+
+def _run_benchmark(script: str, *args: str, env: dict[str, str], cwd: pathlib.Path) -> dict:
+  result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-5000:]
-  report = json.loads(output.read_text())
-  assert report['failed'] == [] and report['parity']['float32']['pass'] is True
-  assert report['parity']['float32']['eps_rel_l2_max'] < 1e-4
-  # bfloat16 is off by far more than float32 at either precision, and measured, not judged.
-  assert report['parity']['bfloat16']['eps_rel_l2_max'] > 10 * report['parity']['float32'][
-      'eps_rel_l2_max']
-  for dtype in ('float32', 'bfloat16'):
-    step = report['train_step'][dtype]
-    assert step['compute_dtype'] == dtype and math.isfinite(step['loss'])
-  assert report['sampling']['images_per_s'] > 0
+  return json.loads(result.stdout)
+
+
+def test_bench_denoiser_times_both_variants(tmp_path, subprocess_env):
+  report = _run_benchmark('bench_denoiser.py', f'--config={MICRO_CONFIG}', '--lr=8', '--hr=16',
+                          '--batches=1,2', '--repeats=2', env=subprocess_env, cwd=tmp_path)
+  assert [r['batch'] for r in report['results']] == [1, 2]
+  for entry in report['results']:
+    full, cached = entry['full_call'], entry['cached_step']
+    assert len(full['times_ms']) == len(cached['times_ms']) == 2
+    # The cached step skips the encoder and the conditioning network: fewer FLOPs.
+    assert 0 < cached['model_gflop'] < full['model_gflop']
+    assert 'official_cpu_ms' not in entry  # Only the face model at 16 -> 128 has a reference.
+  two, one = (r['full_call']['model_gflop'] for r in report['results'][::-1])
+  assert two == pytest.approx(2 * one, rel=1e-3)  # FLOPs scale with the batch.
+
+
+def test_bench_data_measures_both_pipelines(tmp_path, subprocess_env):
+  report = _run_benchmark('bench_data.py', '--faces=8', '--div2k=2', '--batches=4,2',
+                          '--steps=2', '--warmup=1', '--workers=0:0', env=subprocess_env,
+                          cwd=tmp_path)
+  for name in ('faces_16_128', 'div2k_40_160'):
+    assert report[f'{name}/workers=0,threads=0/pairs_per_s'] > 0
+    assert report[f'{name}/workers=0,threads=0/cpu_ms_per_pair'] > 0
+
+
+def test_model_flops_counts_direct_convolutions_even_from_a_cached_cpu_trace():
+  """A jitted function traced first with the CPU's Winograd path holds a platform switch; its
+  count is still the direct convolution's, as in a fresh trace with the fast paths off."""
+  x, kernel = jnp.ones((2, 32, 32, 64)), jnp.ones((3, 3, 64, 64))
+  conv = jax.jit(lambda x, kernel: conv2d.conv2d(x, kernel, 1, 1))
+  conv.trace(x, kernel)  # Fills jit's trace cache with the fast paths as they are.
+  assert model_flops.model_flops(conv, x, kernel) == 2 * 2 * 32 * 32 * 64 * 9 * 64
+  # The same for both gradients (the custom gradient's platform switches hold both paths).
+  grads = jax.jit(jax.value_and_grad(lambda x, kernel: jnp.sum(conv(x, kernel)), (0, 1)))
+  grads.trace(x, kernel)
+  assert model_flops.model_flops(grads, x, kernel) == 3 * 2 * 2 * 32 * 32 * 64 * 9 * 64

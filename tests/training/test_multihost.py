@@ -24,8 +24,9 @@ from idm_jax.data import image_io
 from idm_jax.evaluation import evaluator
 from idm_jax.training import train
 from tests import float_rounding
+from tests import tensorboard_events
 from tests.training import common
-from tests.training import test_end_to_end
+
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = 'tests/training/micro_config.py'
@@ -108,8 +109,8 @@ def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env):
   # One shared checkpoint, written by both processes; the same training as on one process.
   assert sorted(p.name for p in (two / 'checkpoints').iterdir() if p.name.isdigit()) == [
       str(STEPS)]
-  loss_one = test_end_to_end.scalars(one)['loss']
-  loss_two = test_end_to_end.scalars(two)['loss']
+  loss_one = tensorboard_events.scalars(one)['loss']
+  loss_two = tensorboard_events.scalars(two)['loss']
   assert [s for s, _ in loss_one] == [s for s, _ in loss_two] == [2, 4]
   np.testing.assert_allclose([v for _, v in loss_two], [v for _, v in loss_one], rtol=1e-5)
   _assert_trees_close(_params(two / 'checkpoints', STEPS), _params(one / 'checkpoints', STEPS),
