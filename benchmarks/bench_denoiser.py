@@ -21,6 +21,7 @@ from flax import nnx
 
 from model_flops import executed_flops
 from model_flops import model_flops
+from model_flops import significant
 
 from idm_jax import host_memory
 from idm_jax.config import loading
@@ -89,9 +90,9 @@ def main() -> None:
       executed = executed_flops(fn.lower(*fn_args).compile())
       median = statistics.median(times)
       entry[name] = {'median_ms': round(median, 2), 'times_ms': [round(t, 2) for t in times],
-                     'model_gflop': round(flops / 1e9, 4),
-                     'executed_gflop': None if executed is None else round(executed / 1e9, 4),
-                     'tflops_per_s': round(flops / median / 1e9, 4)}
+                     'model_gflop': significant(flops / 1e9),
+                     'executed_gflop': None if executed is None else significant(executed / 1e9),
+                     'tflops_per_s': significant(flops / median / 1e9)}
     if face and batch in OFFICIAL_CPU_MS:
       entry['official_cpu_ms'] = OFFICIAL_CPU_MS[batch]
       entry['ratio_full_to_official'] = round(entry['full_call']['median_ms']

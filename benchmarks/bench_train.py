@@ -23,6 +23,7 @@ import numpy as np
 
 from model_flops import executed_flops
 from model_flops import model_flops
+from model_flops import significant
 
 from idm_jax import host_memory
 from idm_jax import mesh as mesh_lib
@@ -101,9 +102,9 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
       'devices': mesh.size, 'phases': phases, 'compile_s': phases['compile_s'],
       'step_s_median': round(median, 4), 'step_s_all': [round(t, 4) for t in times],
       'images_per_s': round(b / median, 2), 'loss': float(metrics['loss']),
-      'model_tflop_per_step': round(flops / 1e12, 4),
-      'executed_tflop_per_step': round(executed / 1e12, 4),
-      'achieved_tflops': round(flops / median / 1e12, 3),
+      'model_tflop_per_step': significant(flops / 1e12),
+      'executed_tflop_per_step': significant(executed / 1e12),
+      'achieved_tflops': significant(flops / median / 1e12),
       'xla_memory_gib': None if memory is None else {
           name: round(getattr(memory, f'{name}_size_in_bytes') / 2**30, 3)
           for name in ('argument', 'output', 'temp', 'generated_code')},
@@ -112,7 +113,7 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
   }
   if peak_tflops:
     result['peak_tflops'] = peak_tflops
-    result['mfu'] = round(flops / median / 1e12 / peak_tflops / mesh.size, 4)
+    result['mfu'] = significant(flops / median / 1e12 / peak_tflops / mesh.size)
   return result, compiled
 
 

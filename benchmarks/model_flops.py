@@ -53,6 +53,11 @@ def model_flops(fn, *args) -> float:
   return float(_jaxpr_flops(closed.jaxpr))
 
 
+def significant(x: float | None, digits: int = 4) -> float | None:
+  """`x` rounded to `digits` significant digits (FLOP counts span toy to face sizes)."""
+  return None if x is None else float(f'{x:.{digits}g}')
+
+
 def executed_flops(compiled) -> float | None:
   """FLOPs XLA counts in the compiled executable (Winograd's on CPU), if it reports them."""
   analysis = compiled.cost_analysis()

@@ -34,6 +34,9 @@ from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
 
 
+_AHEAD = 2  # Steps the host may enqueue beyond the one the device is running.
+
+
 class NonFiniteError(FloatingPointError):
   """A step produced a NaN/inf loss or gradient and `train.nonfinite` is 'stop'."""
 
@@ -42,8 +45,8 @@ class _StepMonitor:
   """Per-step metrics still on device: checks them for NaN/inf and averages them for logging.
 
   Reading a step's metrics waits for that step, so they are read only when logging, before a
-  checkpoint or validation, and at the end: the host never waits for the device in between
-  (a non-finite step's update is already skipped on the device).
+  checkpoint or validation, and at the end; in between the host only waits when it is _AHEAD
+  steps ahead of the device (a non-finite step's update is already skipped on the device).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, checkpoint_dir: epath.Path,
@@ -57,6 +60,10 @@ class _StepMonitor:
 
   def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
     self._unchecked.append((step, metrics))
+    # The host may run _AHEAD steps ahead of the device: the next batches' transfers overlap
+    # the running step, and no unbounded queue of work and batch buffers builds up.
+    if len(self._unchecked) > _AHEAD:
+      jax.block_until_ready(self._unchecked[-_AHEAD - 1][1]['loss'])
 
   def check(self) -> None:
     """Reads the metrics of every step added since the last check."""

@@ -132,7 +132,7 @@ def test_bench_denoiser_times_both_variants(tmp_path, subprocess_env):
     assert 0 < cached['model_gflop'] < full['model_gflop']
     assert 'official_cpu_ms' not in entry  # Only the face model at 16 -> 128 has a reference.
   two, one = (r['full_call']['model_gflop'] for r in report['results'][::-1])
-  assert two == pytest.approx(2 * one, rel=1e-3)  # FLOPs scale with the batch.
+  assert two == pytest.approx(2 * one, rel=2e-3)  # FLOPs scale with the batch (4 digits).
 
 
 def test_bench_data_measures_both_pipelines(tmp_path, subprocess_env):
