@@ -8,7 +8,7 @@ validation photos (coffee, rocket) and scikit-image's other photographs, none of
 embedded training split holds (grey ones as RGB).
 
   python benchmarks/bench_heldout.py --checkpoint runs/demo/checkpoints [--config configs/demo.py] \
-      [--config.sampler.mean_of=1 ...]
+      [--scales 2,3,4] [--config.sampler.mean_of=1 ...]
 
 Prints one JSON object: per scale and image IDM and bicubic PSNR/SSIM, and their means.
 """
@@ -47,13 +47,16 @@ def main() -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--checkpoint', required=True)
   parser.add_argument('--config', default='configs/demo.py')
+  parser.add_argument('--scales', default=','.join(str(s) for s in SCALES),
+                      help='integer scales, within the model\'s max_scale')
   args, overrides = parser.parse_known_args()  # --config.FIELD=value, for `idm-jax upscale`.
   assert not set(IMAGES) & set(embedded.TRAIN)
   host_memory.keep_freed_memory()
+  scales = [int(s) for s in args.scales.split(',')]
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
-    for scale in SCALES:
+    for scale in scales:
       inputs, hrs = [], {}
       for name in IMAGES:
         hr = _hr(name)
@@ -78,7 +81,7 @@ def main() -> None:
                      'bicubic_ssim': metrics.ssim(bicubic, hr, crop_border=crop),
                      'idm_lr_consistency': metrics.lr_consistency(sr, lr)})
   means = {}
-  for scale in SCALES:
+  for scale in scales:
     group = [r for r in rows if r['scale'] == scale]
     means[f'x{scale}'] = {k: round(float(np.mean([r[k] for r in group])), 4)
                           for k in group[0] if k not in ('scale', 'image')}

@@ -4,6 +4,7 @@ Every sampler runs the same compiled step (only its coefficient table differs), 
 steps costs `fixed + S * per_step`. Short runs are timed (compilation excluded) and long ones
 extrapolated from that fit; the JSON says which. Weights are seeded random: timings do not depend
 on their values. Usage: python benchmarks/bench_sampling.py [--quick]
+[--config CONFIG --lr 16 --hr 128 --memory-sizes 512,1024] (the suite passes a toy config).
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ from flax import nnx
 
 from idm_jax import host_memory
 from idm_jax.config import diffusion as diffusion_config
+from idm_jax.config import loading
 from idm_jax.config.model import default_model_config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
@@ -53,10 +55,9 @@ def _sampler(name: str, steps: int):
   return s
 
 
-def _inputs(batch: int, lr_hw=LR_HW):
+def _inputs(model, batch: int, lr_hw, out_hw):
   lr = jnp.zeros((batch, *lr_hw, 3), jnp.float32)
-  p = jnp.full((batch,), scale_to_p(OUT_HW[0] / LR_HW[0], default_model_config().max_scale),
-               jnp.float32)
+  p = jnp.full((batch,), scale_to_p(out_hw[0] / lr_hw[0], model.config.max_scale), jnp.float32)
   return lr, p
 
 
@@ -70,11 +71,11 @@ def _best_of(fn, repeats: int) -> float:
   return min(times)
 
 
-def time_network(model, batch: int) -> dict:
+def time_network(model, batch: int, lr_hw=LR_HW, out_hw=OUT_HW) -> dict:
   """One full forward (condition + denoise) against one denoise on cached conditioning."""
   graphdef, state = nnx.split(model)
-  lr, p = _inputs(batch)
-  y, gamma = jnp.zeros((batch, *OUT_HW, 3)), jnp.full((batch,), 0.5)
+  lr, p = _inputs(model, batch, lr_hw, out_hw)
+  y, gamma = jnp.zeros((batch, *out_hw, 3)), jnp.full((batch,), 0.5)
 
   @jax.jit
   def full(state, lr, y, gamma, p):
@@ -86,7 +87,7 @@ def time_network(model, batch: int) -> dict:
   def condition(state, lr, p):
     net = nnx.merge(graphdef, state)
     net.eval()
-    return net.condition(lr, OUT_HW, p)
+    return net.condition(lr, out_hw, p)
 
   @jax.jit
   def denoise(state, cond, y, gamma):
@@ -101,20 +102,21 @@ def time_network(model, batch: int) -> dict:
           'denoise_s': round(_best_of(lambda: denoise(state, cond, y, gamma), 2), 3)}
 
 
-def time_sampler(model, batch: int, steps: int) -> dict:
+def time_sampler(model, batch: int, steps: int, lr_hw=LR_HW, out_hw=OUT_HW) -> dict:
   """Compile time and run time of `steps` sampler steps (any sampler: the same program)."""
-  lr, p = _inputs(batch)
+  lr, p = _inputs(model, batch, lr_hw, out_hw)
   start = time.perf_counter()
-  compiled = sampling.compile_sample(model, lr, OUT_HW, p, _sampler('dpm_solver++', steps),
+  compiled = sampling.compile_sample(model, lr, out_hw, p, _sampler('dpm_solver++', steps),
                                      diffusion_config.default_diffusion_config())
   compile_s = time.perf_counter() - start
   run_s = _best_of(lambda: compiled.run(lr, p, jax.random.key(1)), 1)
   return {'steps': steps, 'compile_s': round(compile_s, 1), 'run_s': round(run_s, 3)}
 
 
-def sampler_table(model, batch: int, timed_steps: tuple[int, int]) -> dict:
+def sampler_table(model, batch: int, timed_steps: tuple[int, int], lr_hw=LR_HW,
+                  out_hw=OUT_HW) -> dict:
   """Seconds per image of each sampler at one batch size, from two timed step counts."""
-  lo, hi = (time_sampler(model, batch, s) for s in timed_steps)
+  lo, hi = (time_sampler(model, batch, s, lr_hw, out_hw) for s in timed_steps)
   per_step = (hi['run_s'] - lo['run_s']) / (hi['steps'] - lo['steps'])
   fixed = lo['run_s'] - lo['steps'] * per_step
   measured = {lo['steps']: lo['run_s'], hi['steps']: hi['run_s']}
@@ -127,9 +129,10 @@ def sampler_table(model, batch: int, timed_steps: tuple[int, int]) -> dict:
   return table
 
 
-def sampling_memory(model, out: int, tiled: bool, cache_condition: bool = False) -> dict:
-  """XLA's memory plan of 20-step sampling of one (out x out) image at scale 8."""
-  lr = jax.ShapeDtypeStruct((1, out // 8, out // 8, 3), jnp.float32)
+def sampling_memory(model, out: int, tiled: bool, cache_condition: bool = False,
+                    scale: int = 8) -> dict:
+  """XLA's memory plan of 20-step sampling of one (out x out) image at `scale`."""
+  lr = jax.ShapeDtypeStruct((1, out // scale, out // scale, 3), jnp.float32)
   p = jax.ShapeDtypeStruct((1,), jnp.float32)
   sampler = _sampler('dpm_solver++', 20)
   sampler.tile_cache_condition = cache_condition
@@ -140,7 +143,7 @@ def sampling_memory(model, out: int, tiled: bool, cache_condition: bool = False)
   mib = lambda b: round(b / 2**20, 1)
   entry = {'tiled': tiled}
   if tiled:
-    layout = tiling.plan_tiles((out // 8,) * 2, (out, out), sampler.tile_size,
+    layout = tiling.plan_tiles((out // scale,) * 2, (out, out), sampler.tile_size,
                                sampler.tile_overlap, sampler.tile_multiple)
     entry.update(tiles=layout.num_tiles, tile_hw=layout.tile_hw, overlap=layout.overlap,
                  cache_condition=cache_condition)
@@ -157,29 +160,40 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true',
                       help='batch 1 only; memory of the default tiling only')
+  parser.add_argument('--config', help="experiment config whose model to time (default: the "
+                      "face model)")
+  parser.add_argument('--lr', type=int, default=LR_HW[0], help='LR side')
+  parser.add_argument('--hr', type=int, default=OUT_HW[0], help='output side')
+  parser.add_argument('--memory-sizes', default='512,1024',
+                      help='output sides of the memory plans (at the model\'s max scale)')
   args = parser.parse_args()
   malloc_tuned = host_memory.keep_freed_memory()
-  model = face_model()
+  model = face_model(loading.load(args.config).model if args.config else None)
+  lr_hw, out_hw = (args.lr, args.lr), (args.hr, args.hr)
   report = {
       'backend': jax.default_backend(), 'device': str(jax.devices()[0]),
       'cpu': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
       'load_average_at_start': os.getloadavg(), 'jax': jax.__version__,
       'malloc_tuned': malloc_tuned,
-      'task': f'face config, LR {LR_HW[0]} -> HR {OUT_HW[0]}, random weights, float32',
+      'task': f'{args.config or "face config"}, LR {args.lr} -> HR {args.hr}, random weights, '
+              'float32',
       'note': 'every sampler compiles to the same step; long runs are fixed + steps x per_step '
               'from two timed runs; compile time excluded from run times',
   }
   batches = {1: (4, 20)} if args.quick else {1: (4, 20), 8: (2, 4)}
   for batch, timed_steps in batches.items():
-    entry = time_network(model, batch)
-    entry.update(sampler_table(model, batch, timed_steps))
+    entry = time_network(model, batch, lr_hw, out_hw)
+    entry.update(sampler_table(model, batch, timed_steps, lr_hw, out_hw))
     entry['per_step_over_full_forward'] = round(entry['per_step_s'] / entry['full_forward_s'], 3)
     report[f'batch_{batch}'] = entry
-  report['target_dpm_solver++_20_s_per_image_lt_25'] = (
-      report['batch_1']['dpm_solver++_20']['s_per_image'] < 25)
+  if not args.config:
+    report['target_dpm_solver++_20_s_per_image_lt_25'] = (
+        report['batch_1']['dpm_solver++_20']['s_per_image'] < 25)
   plans = [(True, False)] if args.quick else [(True, False), (True, True), (False, False)]
-  report['memory'] = {f'{out}x{out}': [sampling_memory(model, out, *plan) for plan in plans]
-                      for out in (512, 1024)}
+  scale = int(model.config.max_scale)
+  report['memory'] = {f'{out}x{out}': [sampling_memory(model, out, *plan, scale=scale)
+                                       for plan in plans]
+                      for out in (int(v) for v in args.memory_sizes.split(','))}
   report['load_average_at_end'] = os.getloadavg()
   print(json.dumps(report, indent=2))
 

@@ -14,6 +14,7 @@ from flax import nnx
 
 from idm_jax.models import conv2d
 from idm_jax.models.idm import IDM, count_params
+from idm_jax.training import train
 from tests import isolated_site
 from tests.training import common
 
@@ -155,3 +156,54 @@ def test_model_flops_counts_direct_convolutions_even_from_a_cached_cpu_trace():
   grads = jax.jit(jax.value_and_grad(lambda x, kernel: jnp.sum(conv(x, kernel)), (0, 1)))
   grads.trace(x, kernel)
   assert model_flops.model_flops(grads, x, kernel) == 3 * 2 * 2 * 32 * 32 * 64 * 9 * 64
+
+
+def test_bench_heldout_and_bench_distill_on_a_micro_teacher_and_student(tmp_path,
+                                                                       subprocess_env):
+  teacher = common.micro_config()
+  teacher.train.num_steps = 4
+  train.train_and_evaluate(teacher, tmp_path / 'teacher')
+  student = common.micro_config()
+  student.distill.teacher = str(tmp_path / 'teacher' / 'checkpoints')
+  student.distill.teacher_steps = 4
+  student.sampler.name, student.sampler.steps = 'distilled', 2
+  student.train.num_steps, student.checkpoint.every_steps = 2, 2
+  train.train_and_evaluate(student, tmp_path / 'student')
+
+  heldout = _run_benchmark('bench_heldout.py', f'--checkpoint={tmp_path}/teacher/checkpoints',
+                           f'--config={MICRO_CONFIG}', '--scales=2', env=subprocess_env,
+                           cwd=REPO)
+  rows = heldout['rows']
+  assert [r['image'] for r in rows] == heldout['images'] and len(rows) == 10
+  assert all(np.isfinite(r['bicubic_psnr']) and np.isfinite(r['idm_psnr']) for r in rows)
+  assert heldout['means']['x2']['bicubic_psnr'] > 28  # 31.8 dB on these crops (README).
+  assert heldout['means']['x2']['bicubic_psnr'] == pytest.approx(
+      np.mean([r['bicubic_psnr'] for r in rows]), abs=1e-3)
+
+  distill = _run_benchmark(
+      'bench_distill.py', f'--teacher={tmp_path}/teacher/checkpoints',
+      f'--student=micro={tmp_path}/student/checkpoints', f'--teacher-config={MICRO_CONFIG}',
+      '--scales=x2', '--steps=1', '--repeats=1', env=subprocess_env, cwd=REPO)
+  means = distill['means']['x2']
+  assert set(means) == {'teacher', 'micro/teacher', 'micro/1', 'bicubic'}
+  for method in ('teacher', 'micro/teacher', 'micro/1'):
+    assert means[method]['seconds_per_image'] > 0
+    assert np.isfinite(means[method]['psnr']) and np.isfinite(means[method]['lr_consistency'])
+  # The same bicubic baseline in both benchmarks (their images and LR inputs are the same).
+  assert means['bicubic']['psnr'] == pytest.approx(heldout['means']['x2']['bicubic_psnr'],
+                                                   abs=0.05)
+
+
+def test_bench_sampling_tables_and_memory_plans(tmp_path, subprocess_env):
+  report = _run_benchmark('bench_sampling.py', f'--config={MICRO_CONFIG}', '--lr=8', '--hr=16',
+                          '--quick', '--memory-sizes=64', env=subprocess_env, cwd=tmp_path)
+  table = report['batch_1']
+  assert {run['steps'] for run in table['timed_runs']} == {4, 20}
+  assert table['dpm_solver++_20']['how'] == 'measured'
+  for label, steps in (('ddim_50', 50), ('ddim_200', 200)):  # The fit, as documented.
+    assert table[label]['s_per_image'] == pytest.approx(
+        table['fixed_s'] + steps * table['per_step_s'], abs=0.011)
+  (plan,) = report['memory']['64x64']
+  assert plan['tiled'] and plan['tiles'] >= 1 and plan['temp_mib'] > 0
+  assert plan['peak_mib'] == pytest.approx(
+      plan['temp_mib'] + plan['arguments_mib'] + plan['output_mib'], abs=0.11)
