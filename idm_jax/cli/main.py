@@ -58,8 +58,7 @@ def run(argv: list[str] | None = None) -> int:
     from idm_jax import main as train_main  # pylint: disable=g-import-not-at-top
     flags = teacher_override(argv[1:]) if argv[0] == 'distill' else argv[1:]
     app.run(train_main.main, argv=[f'idm-jax {argv[0]}', *flags],
-            flags_parser=train_main.parse_flags)
-    return 0
+            flags_parser=train_main.parse_flags)  # Exits the process; it never returns.
   parser = argparse.ArgumentParser(prog='idm-jax', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')

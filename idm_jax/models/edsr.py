@@ -6,7 +6,7 @@ from idm_jax.models import pixel_grid
 from idm_jax.models.layers import Conv
 
 
-class ResBlock(nnx.Module):
+class EDSRBlock(nnx.Module):
   """conv-ReLU-conv with an identity skip (EDSR, residual scale 1)."""
 
   def __init__(self, features: int, *, rngs: nnx.Rngs):
@@ -32,7 +32,7 @@ class EDSREncoder(nnx.Module):
 
   def __init__(self, blocks: int, features: int, *, rngs: nnx.Rngs):
     self.head = Conv(3, features, rngs=rngs)
-    self.blocks = nnx.List([ResBlock(features, rngs=rngs) for _ in range(blocks)])
+    self.blocks = nnx.List([EDSRBlock(features, rngs=rngs) for _ in range(blocks)])
     self.body_out = Conv(features, features, rngs=rngs)
     self.tail = Conv(features, 3, rngs=rngs)
 

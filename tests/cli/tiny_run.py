@@ -11,12 +11,12 @@ from idm_jax.config import loading
 from idm_jax.models.idm import IDM
 
 CONFIG_SOURCE = textwrap.dedent('''
-    from idm_jax.config import model as model_config
     from idm_jax.config import experiment as training_config
+    from tests.tiny_model import tiny_model_config
 
     def get_config(variant=''):
       c = training_config.default_config()
-      c.model = model_config.tiny_model_config()
+      c.model = tiny_model_config()
       c.sampler.name, c.sampler.steps = 'ddim', 2
       c.sampler.tile_size, c.sampler.tile_overlap = 32, 4
       c.data.lr_size, c.data.min_hr_size, c.data.max_hr_size = 8, 8, 32  # x1 .. x4.

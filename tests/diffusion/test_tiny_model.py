@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from idm_jax.config import diffusion as config
-from idm_jax.config.model import tiny_model_config
+from tests.tiny_model import tiny_model_config
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers

@@ -11,6 +11,7 @@ from idm_jax.models.idm import IDM, count_params
 from idm_jax.models.implicit_upsampler import ImplicitUpsampler
 from idm_jax.models.lr_conditioning import normalise_scale_weights
 from idm_jax.scale import scale_to_p
+from tests.tiny_model import tiny_model_config
 
 
 def _rngs(seed: int) -> nnx.Rngs:
@@ -20,7 +21,7 @@ def _rngs(seed: int) -> nnx.Rngs:
 
 @pytest.fixture(scope='module')
 def tiny():
-  model = IDM(model_config.tiny_model_config(), rngs=_rngs(0))
+  model = IDM(tiny_model_config(), rngs=_rngs(0))
   model.eval()
   graphdef, state = nnx.split(model)
 
@@ -99,7 +100,7 @@ def test_per_example_scale_and_noise_level(tiny):
 
 
 def test_bfloat16_compute_tracks_float32():
-  cfg = model_config.tiny_model_config()
+  cfg = tiny_model_config()
   f32 = IDM(cfg, rngs=_rngs(1))
   cfg.compute_dtype = 'bfloat16'
   bf16 = IDM(cfg, rngs=_rngs(1))

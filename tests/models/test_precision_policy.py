@@ -14,6 +14,7 @@ from idm_jax.config import model as model_config
 from idm_jax.diffusion import objective
 from idm_jax.diffusion import schedules
 from idm_jax.models.idm import IDM
+from tests.tiny_model import tiny_model_config
 
 _OP = re.compile(r'stablehlo\.(convolution|dot_general)\b')
 _OPERAND_TYPES = re.compile(r'tensor<(?:[0-9x]*x)?(bf16|f32|f16|f64)>')
@@ -31,7 +32,7 @@ def _matmul_ops(text: str) -> list[tuple[str, tuple[str, ...], str]]:
 
 
 def _loss_and_grad_program(compute_dtype: str, precision: str) -> tuple[str, jax.stages.Lowered]:
-  cfg = model_config.tiny_model_config()
+  cfg = tiny_model_config()
   cfg.compute_dtype, cfg.matmul_precision = compute_dtype, precision
   graphdef, params = nnx.split(IDM(cfg, rngs=nnx.Rngs(0)))
   schedule = schedules.make_schedule(diffusion_config.default_diffusion_config())
@@ -68,7 +69,7 @@ def test_matmul_precision_reaches_every_product(precision):
 
 
 def test_unknown_matmul_precision_names_the_choices():
-  cfg = model_config.tiny_model_config()
+  cfg = tiny_model_config()
   cfg.matmul_precision = 'tf32'
   with pytest.raises(ValueError, match=r"model.matmul_precision='tf32'.*'highest'"):
     model_config.validate(cfg)
