@@ -31,8 +31,10 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 # (stage, seconds it may take on an H100/H200 with a cold cache); in this order.
-STAGES = (('versions', 30), ('peaks', 30), ('parity', 75), ('sample_bf16', 40),
-          ('sample_f32', 30), ('sample_student', 25), ('train_bf16', 90), ('train_f32', 60))
+# The train step gets the most: on 2026-12-04 it had not finished building in 170 s on an H200
+# (before the CPU paths were kept off GPUs); what does not fit is reported as skipped.
+STAGES = (('versions', 15), ('peaks', 25), ('parity', 60), ('sample_bf16', 35),
+          ('sample_f32', 25), ('sample_student', 20), ('train_bf16', 110), ('train_f32', 70))
 DEADLINE_S = 360
 SMOKE_LIMIT_S = 240  # Per stage on a 2-core CPU (compiling dominates).
 # Official PyTorch (Ree1s/IDM d224c0e, torch 2.11 + CUDA 13) on one H200, face config: seconds.
@@ -78,8 +80,9 @@ def summary(results: dict[str, dict], cpu_smoke: bool) -> dict:
     if name in ok and on_accelerator and (ok[name]['hlo']['winograd_tensors']
                                           or ok[name]['hlo']['conditionals']):
       out['failed'].append(f'{name}: CPU paths in the program')
-  if cpu_smoke or not on_accelerator:
-    return out
+  device = ok.get('versions', {}).get('device', '')
+  if cpu_smoke or not on_accelerator or 'H200' not in device:
+    return out  # The official figures were timed on an H200: ratios on that card only.
   ratios = {}
   for dtype, official in (('bf16', 'train_b32_bf16'), ('f32', 'train_b32_f32')):
     if f'train_{dtype}' in ok:
@@ -93,9 +96,10 @@ def summary(results: dict[str, dict], cpu_smoke: bool) -> dict:
   for name in ('sample_bf16', 'sample_student'):
     if name in ok:
       ratios[f'{name}_images_per_s'] = ok[name]['images_per_s']
-  if 'train_bf16' in ok and 'peaks' in ok:
+  if 'train_bf16' in ok and 'peaks' in ok:  # The step runs on every device; the peak is one's.
     ratios['train_bf16_mfu_of_measured_peak'] = round(
-        ok['train_bf16']['achieved_tflops'] / ok['peaks']['matmul_bf16']['tflops'], 3)
+        ok['train_bf16']['achieved_tflops'] / ok['train_bf16']['devices']
+        / ok['peaks']['matmul_bf16']['tflops'], 3)
   out['ratios'] = ratios
   out['targets_met'] = {
       k: (ratios[k] <= v if k.endswith('official') else ratios[k] >= v)

@@ -5,8 +5,9 @@ A step directory holds the items
   ema_params   their exponential moving average (what evaluation samples from),
   train_state  optimizer state, step and PRNG key (training checkpoints only),
   metadata     JSON: the full experiment config and the model config it was built with.
-Orbax writes each step to a temporary directory and renames it when complete, so a crash or
-a kill never leaves a half-written step where a reader would take it for a good one.
+Orbax writes each step to a temporary directory and renames it when complete (a local disk), or
+writes a commit file last (object stores, where a rename is a copy), so a crash or a kill never
+leaves a half-written step where a reader would take it for a good one.
 """
 import json
 from typing import Any
@@ -31,10 +32,15 @@ def make_manager(directory: paths.PathLike, *, keep: int = 3, keep_best: int = 1
     policies.append(checkpoint_managers.BestN(
         get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=keep_best,
         keep_checkpoints_without_metrics=False))
+  # Orbax commits gs:// steps with a commit file already; s3:// and az:// would get a rename,
+  # which object stores do as copy-then-delete: a kill midway would leave a whole-looking step.
+  commit_file = paths.is_uri(directory) and not str(directory).startswith('gs://')
   options = ocp.CheckpointManagerOptions(
       preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
       enable_async_checkpointing=async_save, read_only=read_only, create=not read_only,
-      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
+      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max',
+      atomicity_options=ocp.options.AtomicityOptions(
+          mode=ocp.options.AtomicityMode.COMMIT_FILE) if commit_file else None)
   return ocp.CheckpointManager(paths.resolve(directory), options=options)
 
 

@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
   failed, written = 0, set()
   bar = tqdm.tqdm(args.inputs, unit='image', disable=None)
   for path in bar:
-    name = paths.resolve(path).name
-    bar.set_postfix_str(name)
     try:
+      name = paths.resolve(path).name
+      bar.set_postfix_str(name)
       image = upscaler.read_input(path)
       in_hw = image.rgb.shape[:2]
       out_hw = upscaler.output_size(in_hw, scale=args.scale, size_wh=args.size)

@@ -13,6 +13,8 @@ from PIL import ImageOps
 from idm_jax import paths
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
+# What PIL raises on a file that is not a decodable image.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 class UnreadableImageError(ValueError):
@@ -66,13 +68,17 @@ def open_image(path: paths.PathLike) -> Image.Image:
   return img
 
 
+def image_rgb(img: Image.Image) -> np.ndarray:
+  """A decoded image, upright (EXIF orientation applied), as uint8 (H, W, 3)."""
+  return _pil_to_rgb(ImageOps.exif_transpose(img))
+
+
 def load_rgb(path: paths.PathLike) -> np.ndarray:
   """Reads an image file as uint8 (H, W, 3); raises UnreadableImageError naming the file."""
   try:
     with open_image(path) as img:
-      ImageOps.exif_transpose(img, in_place=True)
-      return _pil_to_rgb(img)
-  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+      return image_rgb(img)
+  except DECODE_ERRORS as e:
     raise UnreadableImageError(f'cannot read image {os.fspath(path)!r}: {e}') from e
 
 

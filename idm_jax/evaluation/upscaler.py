@@ -52,15 +52,18 @@ class InputImage:
 def read_input(path: paths.PathLike) -> InputImage:
   """Decodes an image file (local or a URI); FileNotFoundError / ValueError naming the fix when
   it cannot."""
-  path = paths.resolve(path)
-  if not path.is_file():
-    raise FileNotFoundError('no such file; check the path.')
   try:
-    rgb = image_io.load_rgb(path)
-  except image_io.UnreadableImageError as e:
-    raise ValueError(f'not a readable image ({e.__cause__ or e}); pass a PNG, JPEG, WebP or '
-                     'BMP image.') from e
-  with image_io.open_image(path) as img:
+    img = image_io.open_image(path)  # Read once: a bucket's object is fetched one time.
+  except (FileNotFoundError, IsADirectoryError):
+    raise FileNotFoundError('no such file; check the path.') from None
+  except image_io.DECODE_ERRORS as e:
+    raise ValueError(f'not a readable image ({e}); pass a PNG, JPEG, WebP or BMP image.') from e
+  with img:
+    try:
+      rgb = image_io.image_rgb(img)
+    except image_io.DECODE_ERRORS as e:
+      raise ValueError(f'not a readable image ({e}); pass a PNG, JPEG, WebP or BMP '
+                       'image.') from e
     single_band = img.getbands()[0] in ('1', 'L', 'I', 'F')
     alpha = None
     if img.mode in _ALPHA_MODES or (img.mode in ('P', 'L', 'RGB') and 'transparency' in img.info):

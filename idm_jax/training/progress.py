@@ -63,7 +63,12 @@ class ProfileWindow:
   def __call__(self, step: int) -> None:
     """Call with the number of finished steps."""
     if step == self._first and not self._active:
-      jax.profiler.start_trace(self._logdir)
+      try:
+        jax.profiler.start_trace(self._logdir)
+      except Exception as e:  # pylint: disable=broad-exception-caught
+        # JAX's own file layer may not serve this storage (s3://): a trace is not worth a run.
+        logging.warning('No profiler trace: cannot write to %s (%s).', self._logdir, e)
+        return
       self._active = True
     elif step >= self._last and self._active:
       self.stop()

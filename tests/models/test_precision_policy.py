@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
+from idm_jax import cpu_fast_paths
 from idm_jax.config import diffusion as diffusion_config
 from idm_jax.config import model as model_config
 from idm_jax.diffusion import objective
@@ -46,8 +47,10 @@ def _loss_and_grad_program(compute_dtype: str, precision: str) -> tuple[str, jax
   return lowered.as_text(), lowered
 
 
-def test_bfloat16_runs_every_convolution_and_matmul_in_bfloat16():
-  text, lowered = _loss_and_grad_program('bfloat16', 'default')
+@pytest.mark.parametrize('fast_paths', [True, False], ids=['cpu_paths', 'accelerator_paths'])
+def test_bfloat16_runs_every_convolution_and_matmul_in_bfloat16(fast_paths):
+  with cpu_fast_paths.forced(fast_paths):  # Off: the program GPUs and TPUs get.
+    text, lowered = _loss_and_grad_program('bfloat16', 'default')
   ops = _matmul_ops(text)
   kinds = collections.Counter(op for op, _, _ in ops)
   assert kinds['convolution'] > 20 and kinds['dot_general'] > 20, kinds  # Forward and backward.

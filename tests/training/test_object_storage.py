@@ -52,9 +52,9 @@ def _main(python: list[str], env: dict[str, str], cwd: pathlib.Path, *flags: str
 
 def _committed_steps(fs) -> list[int]:
   folder = f'{BUCKET}/runs/micro/checkpoints'
+  fs.invalidate_cache()  # The listing changes under the client.
   if not fs.exists(folder):
     return []
-  fs.invalidate_cache()
   return sorted(int(p.rsplit('/', 1)[1]) for p in fs.ls(folder)
                 if p.rsplit('/', 1)[1].isdigit() and fs.exists(f'{p}/commit_success.txt'))
 
