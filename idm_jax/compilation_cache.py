@@ -9,6 +9,7 @@ built for the host's, and a home folder shared by machines of several CPU genera
 otherwise trade programs that the others refuse. A bucket works too (gs://..., shared by a pod's
 workers). IDM_JAX_COMPILATION_CACHE=0 turns the cache off.
 """
+import contextlib
 import hashlib
 import os
 import platform
@@ -23,11 +24,9 @@ ENV_VAR = 'IDM_JAX_COMPILATION_CACHE'
 def host_tag() -> str:
   """e.g. 'x86_64-3f2a9c1d': the machine and a digest of its CPU feature flags (Linux)."""
   flags = ''
-  try:
+  with contextlib.suppress(OSError):  # No /proc/cpuinfo (not Linux): the machine name alone.
     with open('/proc/cpuinfo') as f:
       flags = next((line for line in f if line.startswith(('flags', 'Features'))), '')
-  except OSError:
-    pass
   return f'{platform.machine()}-{hashlib.sha1(flags.encode()).hexdigest()[:8]}'
 
 
