@@ -185,3 +185,56 @@ def test_face_config_parameter_count_matches_official():
             + sum(512 * ch + ch + 9 * ch * ch + 1 for ch in chans[1:]))
   model = nnx.eval_shape(lambda: IDM(model_config.default_model_config(), rngs=nnx.Rngs(0)))
   assert count_params(model) == 116_590_885 - unused == 99_801_670
+
+
+def _liif_reference(x, w1, shift, bias, layers, activation, out_hw, feat_unfold, cell_decode):
+  """The implicit layer decoded pixel by pixel in float64, from LIIF's definitions: mix, fused
+  leaky ReLU, optional 3x3 unfolding (channel-major, as `F.unfold`), then at each output pixel
+  centre the nearest latent cell's feature, the offset from that cell's centre in latent cells,
+  and the cell size (2 / output size, in latent units), through the MLP."""
+  x, w1, shift = (np.asarray(v, np.float64) for v in (x, w1, shift))
+  mixed = x * w1[:, None, None, :] + shift + np.asarray(bias, np.float64)
+  feat = np.where(mixed >= 0, mixed, 0.2 * mixed) * np.sqrt(2.0)
+  b, h, w, c = feat.shape
+  if feat_unfold:
+    padded = np.pad(feat, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    taps = [padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)]
+    feat = np.stack(taps, axis=-1).reshape(b, h, w, c * 9)
+  out_h, out_w = out_hw
+  out = np.zeros((b, out_h, out_w, layers[-1][0].shape[1]))
+  for i in range(out_h):
+    for j in range(out_w):
+      y, x_ = -1 + (2 * i + 1) / out_h, -1 + (2 * j + 1) / out_w
+      # Nearest cell centre (these sizes have no ties).
+      row, col = int(np.floor((y + 1) * h / 2)), int(np.floor((x_ + 1) * w / 2))
+      rel = [(y - (-1 + (2 * row + 1) / h)) * h, (x_ - (-1 + (2 * col + 1) / w)) * w]
+      cell = [2 / out_h * h, 2 / out_w * w] if cell_decode else []
+      hidden = np.concatenate([feat[:, row, col], np.broadcast_to(rel + cell, (b, len(rel + cell)))],
+                              axis=-1)
+      for k, (kernel, bias_k) in enumerate(layers):
+        if k:
+          hidden = np.maximum(hidden, 0) if activation == 'relu' else hidden
+        hidden = hidden @ kernel + bias_k
+      out[:, i, j] = hidden
+  return out
+
+
+@pytest.mark.parametrize('feat_unfold, cell_decode', [(True, True), (False, True), (True, False)])
+def test_implicit_upsampler_matches_liif_pixel_by_pixel(feat_unfold, cell_decode):
+  """Odd latent sizes to even output sizes: no pixel centre ties between two cells."""
+  channels, out_hw = 4, (8, 14)
+  up = ImplicitUpsampler(channels, (16,), 'relu', feat_unfold=feat_unfold,
+                         cell_decode=cell_decode, rngs=nnx.Rngs(3))
+  rng = np.random.default_rng(0)
+  up.mix_bias.bias[...] = jnp.asarray(rng.normal(size=channels), jnp.float32)
+  for layer in up.mlp:
+    layer.bias[...] = jnp.asarray(rng.normal(size=layer.bias.shape), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, 3, 5, channels)), jnp.float32)
+  w1 = jnp.asarray(rng.uniform(0.2, 1.0, (2, channels)), jnp.float32)
+  shift = jnp.asarray(rng.normal(size=(2, 3, 5, channels)), jnp.float32)
+  out = up(x, w1, shift, out_hw)
+  layers = [(np.asarray(l.kernel[...], np.float64), np.asarray(l.bias[...], np.float64))
+            for l in up.mlp]
+  expected = _liif_reference(x, w1, shift, up.mix_bias.bias[...], layers, 'relu', out_hw,
+                             feat_unfold, cell_decode)
+  np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-5)
