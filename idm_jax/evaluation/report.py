@@ -5,29 +5,58 @@ import json
 
 import numpy as np
 from etils import epath
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
 
 from idm_jax import paths
 from idm_jax.data import image_io
 from idm_jax.evaluation import evaluator as evaluator_lib
+from idm_jax.evaluation import metrics
 
 _GAP = 2  # Pixels between the panels of the comparison picture.
+HEADER = 14  # Pixels above the panels: the column titles.
+CAPTION = 13  # Pixels under each row: the pair's name, each SR panel's PSNR, the HR size.
 PANELS = ('LR (nearest)', 'bicubic', 'IDM (sample 0)', 'HR')
 
 
+def _label(draw_on: Image.Image, xy: tuple[int, int], size: tuple[int, int], text: str) -> None:
+  """`text` in a white box of `size` at `xy`, cut at the box (small panels, long names)."""
+  box = Image.new('RGB', size, 'white')
+  ImageDraw.Draw(box).text((1, 0), text, fill='black', font=ImageFont.load_default(size=10))
+  draw_on.paste(box, xy)
+
+
 def picture(result: evaluator_lib.Result) -> np.ndarray:
-  """uint8 (rows, cols, 3): per pair LR (nearest) | bicubic | IDM | HR, rows padded white."""
+  """uint8 (H, W, 3) that reads without the README: column titles (LR (nearest), bicubic, IDM
+  sample 0, HR), then per pair its four panels above a caption (the pair's name with its scale,
+  the PSNR of the bicubic and IDM panels against the HR, the HR size); rows padded white."""
   rows = []
   for pair, bicubic, samples in zip(result.pairs, result.bicubic, result.samples):
     h, w = pair['hr'].shape[:2]
     lr = pair['lr']
     nearest = lr[(np.arange(h) * lr.shape[0] // h)][:, (np.arange(w) * lr.shape[1] // w)]
-    gap = np.ones((h, _GAP, 3), np.float32)
-    panels = [nearest, bicubic, samples[0], pair['hr']]
-    rows.append(np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1))
-  width = max(r.shape[1] for r in rows)
-  padded = [np.pad(r, ((0, _GAP), (0, width - r.shape[1]), (0, 0)), constant_values=1.0)
-            for r in rows]
-  return image_io.to_uint8(np.concatenate(padded, axis=0)[:-_GAP])
+    crop = metrics.crop_border_for_scale(pair['scale'])
+    psnr = [f'{float(metrics.psnr(x, pair["hr"], crop_border=crop)):.2f} dB'
+            for x in (bicubic, samples[0])]
+    rows.append(([nearest, bicubic, samples[0], pair['hr']],
+                 [pair['name'], *psnr, f'{w}x{h}']))
+  width = max(sum(p.shape[1] for p in panels) + _GAP * (len(panels) - 1) for panels, _ in rows)
+  height = HEADER + sum(panels[0].shape[0] + CAPTION + _GAP for panels, _ in rows) - _GAP
+  canvas = Image.new('RGB', (width, height), 'white')
+  x = 0
+  for title, panel in zip(PANELS, rows[0][0]):
+    _label(canvas, (x, 0), (panel.shape[1], HEADER), title)
+    x += panel.shape[1] + _GAP
+  y = HEADER
+  for panels, captions in rows:
+    x = 0
+    for panel, caption in zip(panels, captions):
+      canvas.paste(Image.fromarray(image_io.to_uint8(panel)), (x, y))
+      _label(canvas, (x, y + panel.shape[0]), (panel.shape[1], CAPTION), caption)
+      x += panel.shape[1] + _GAP
+    y += panels[0].shape[0] + CAPTION + _GAP
+  return np.asarray(canvas)
 
 
 def _csv(report: dict) -> str:

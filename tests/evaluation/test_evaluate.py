@@ -126,8 +126,10 @@ def test_comparison_picture(evaluated):
   _, out, results = evaluated
   rows = [r for entry in results['scales'] for r in entry['images']]
   with Image.open(out / 'comparison.png') as picture:
-    # One row per pair (24x24 HR crops at x2 and x6), LR | bicubic | IDM | HR, 2-pixel gaps.
-    assert picture.size == (4 * 24 + 3 * 2, len(rows) * (24 + 2) - 2)
+    # Titles, then one row per pair (24x24 HR crops at x2 and x6), LR | bicubic | IDM | HR with
+    # 2-pixel gaps, each above its caption.
+    assert picture.size == (4 * 24 + 3 * 2, report.HEADER
+                            + len(rows) * (24 + report.CAPTION + 2) - 2)
 
 
 def test_unknown_override_is_a_one_line_error(run_dir, tmp_path, capsys):

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from idm_jax.cli import main as cli
+from idm_jax.evaluation import report as report_lib
 from idm_jax.training import train
 from tests import float_rounding
 from tests import tensorboard_events
@@ -36,7 +37,16 @@ def test_short_run_learns_and_reports(tmp_path):
   report = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
   assert report['step'] == 60 and [s['scale'] for s in report['scales']] == [2.0]
   picture = np.asarray(Image.open(tmp_path / 'eval' / 'comparison.png'))
-  assert picture.shape == (16, 4 * 16 + 3 * 2, 3)  # LR | bicubic | IDM | HR, 2-pixel gaps.
+  # Titles, then LR | bicubic | IDM | HR with 2-pixel gaps above their caption.
+  assert picture.shape == (report_lib.HEADER + 16 + report_lib.CAPTION, 4 * 16 + 3 * 2, 3)
+  top, idm_left = report_lib.HEADER, 2 * (16 + 2)
+  sample = report['scales'][0]['images'][0]['files'][0]
+  np.testing.assert_array_equal(picture[top:top + 16, idm_left:idm_left + 16],
+                                np.asarray(Image.open(tmp_path / 'eval' / sample)))
+  # The titles and the caption are drawn (dark text on white), over every column.
+  for band in (picture[:top], picture[top + 16:]):
+    for column in range(4):
+      assert band[:, column * 18:column * 18 + 16].min() < 128, column
   assert (tmp_path / 'checkpoints' / '60').is_dir()
 
   # The same checkpoint through the command line: the numbers of the training's validation.

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from idm_jax.evaluation import report as report_lib
 from tests import isolated_site
 from tests import object_store
 from tests import tensorboard_events
@@ -99,7 +100,7 @@ def test_train_kill_resume_evaluate_in_a_bucket(tmp_path, bucket, subprocess_env
   assert validation['scales'][0]['mean']['psnr_mean'] == pytest.approx(
       report['scales'][0]['mean']['psnr_mean'], abs=0.01)
   picture = Image.open(io.BytesIO(fs.cat(f'{BUCKET}/runs/micro/eval/comparison.png')))
-  assert picture.size == (4 * 16 + 3 * 2, 16)
+  assert picture.size == (4 * 16 + 3 * 2, report_lib.HEADER + 16 + report_lib.CAPTION)
   assert json.loads(fs.cat(f'{BUCKET}/runs/micro/config.json'))['train']['batch_size'] == 8
 
   # TensorBoard reads the summaries of the resumed run from the bucket's event files.
