@@ -54,9 +54,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.sampler.steps = 10
   c.sampler.eta = 1.0
   # The mean of 8 samples of 10 steps, as 4 antithetic pairs (each pair's second sample runs on the
-  # negated noise of its first): the work of 4 samples of 20 steps, and on 10 held-out photos
-  # 0.3-0.6 dB more PSNR than 8 independent samples (README), most on flat images, whose invented
-  # texture cancels within a pair. Every step is projected onto the LR input.
+  # negated noise of its first): the work of 4 samples of 20 steps, with more PSNR than 8
+  # independent samples (docs/experiments.md), since invented texture cancels within a pair.
+  # Every step is projected onto the LR input.
   c.sampler.mean_of = 8
   c.sampler.antithetic = True
   c.checkpoint.every_steps = 500

@@ -18,8 +18,9 @@ that point; with a stochastic teacher (DDIM, eta 1) x_hat is one draw among the 
 reachable from x_t, and the L2 minimiser is their mean.
 
 Reading the output as x0 at every level, with the noisy input, left chroma noise on flat images
-(the student must unlearn the teacher's pass-through of its input) and x0 + sigma * x_t halved
-the training loss but lost 3-4 dB PSNR (at the highest level it must cancel the noise exactly).
+(the student must unlearn the teacher's pass-through of its input); x0 + sigma * x_t lost PSNR,
+since at the highest level the network must then cancel its input noise exactly
+(docs/experiments.md).
 
 Why this and not progressive or consistency distillation: the targets are the teacher's own
 outputs, so one round of plain regression serves every number of student evaluations at every

@@ -15,15 +15,9 @@ did not remove) cancels in the mean, which estimates the mean of its answers ove
 t_r. (With `sampler.mean_of`, every draw repeats the blind estimate, and antithetic twins repeat
 a pair's points: more readings are the cheaper way to a smoother mean.)
 
-Why not a chain of DDIM steps, as the teacher takes: on the demo's held-out photos (README) each
-further level of a chain read a fresh noise the student had to tell from detail, and the chain
-lost: the 4-level chain (t = T - 1, 3T/4, T/2, T/4, minus one) gave 29.65 dB at x2 where the blind
-estimate alone gives 30.85; its second blind level changed nothing (the next one ignores its
-input), the T/2 level lost 0.15 dB, and one reading at T/4 about 1 dB. The mean over two readings
-gave 31.06 dB, over three 31.45 (teacher, 20 steps: 30.55). t_r = T/4 - 1 (gamma 0.73 on the
-demo's schedule, a level the student trained at): in a prototype with other noise draws,
-3T/10 - 1 (0.64) lost 0.17 / 0.12 dB at x2 / x4 with three readings, and the untrained T/5 - 1
-(0.82) and 3T/20 - 1 (0.89) were within 0.06 and 0.08.
+Not a chain of DDIM steps, as the teacher takes: each further level of a chain reads a fresh
+noise the student must tell from detail, and the chain lost to the blind estimate alone.
+t_r = T/4 - 1 is a level the student trained at. The measurements: docs/experiments.md.
 """
 from typing import Callable, NamedTuple
 
