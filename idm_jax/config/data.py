@@ -47,7 +47,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   return c
 
 
-def check(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field to fix when the config is inconsistent."""
   if config.source not in SOURCES:
     raise ValueError(f'data.source={config.source!r}: choose one of {SOURCES}.')

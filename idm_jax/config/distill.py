@@ -28,7 +28,7 @@ def default_distill_config() -> ml_collections.ConfigDict:
   return c
 
 
-def check(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict) -> None:
   """The rules linking `distill` to the sampler; `config` is a whole experiment config."""
   d, sampler = config.distill, config.sampler
   if d.teacher_sampler not in TEACHER_SAMPLERS:

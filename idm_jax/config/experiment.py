@@ -131,7 +131,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Schema, then the consistency rules of each section; errors name the field to fix."""
   check_schema(config, default_config())
   model_config_lib.validate(config.model)
-  data_config_lib.check(config.data)
+  data_config_lib.validate(config.data)
   _choice('train.nonfinite', config.train.nonfinite, NONFINITE)
   _choice('optim.name', config.optim.name, OPTIMIZERS)
   _choice('optim.schedule', config.optim.schedule, LR_SCHEDULES)
@@ -139,7 +139,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice('sampler.name', config.sampler.name, diffusion_config_lib.SAMPLERS)
   _choice('sampler.consistency', config.sampler.consistency,
           ('auto', *diffusion_config_lib.CONSISTENCY_METHODS))
-  distill_config_lib.check(config)
+  distill_config_lib.validate(config)
   positive = {'train.batch_size': config.train.batch_size, 'train.num_steps': config.train.num_steps,
               'optim.learning_rate': config.optim.learning_rate,
               'checkpoint.every_steps': config.checkpoint.every_steps,

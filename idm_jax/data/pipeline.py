@@ -13,7 +13,7 @@ from idm_jax.data import buckets
 from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.data import pairs
-from idm_jax.data import sampling
+from idm_jax.data import batch_rows
 from idm_jax.data import sources
 
 # Replacement draws for one batch slot before giving up on the data.
@@ -47,7 +47,7 @@ class _BatchFn:
   torchvision's bicubic here).
   """
 
-  def __init__(self, source, sampler: sampling.GlobalSampler,
+  def __init__(self, source, sampler: batch_rows.GlobalSampler,
                data_config: ml_collections.ConfigDict, seed: int, rows: range):
     self._source = source
     self._sampler = sampler
@@ -63,7 +63,7 @@ class _BatchFn:
 
   def __call__(self, step: int) -> dict:
     step = int(step)
-    hr_size = buckets.draw_hr_size(sampling.step_rng(self._seed, step), self._hr_sizes,
+    hr_size = buckets.draw_hr_size(batch_rows.step_rng(self._seed, step), self._hr_sizes,
                                    self._lr_size, self._max_hr_size)
     hrs, lrs, skipped = [], [], []
     for slot in self._rows:
@@ -103,7 +103,7 @@ class TrainPipeline:
 
   def __init__(self, data_config: ml_collections.ConfigDict, global_batch_size: int, seed: int,
                rows: range | None = None):
-    config_lib.check(data_config)
+    config_lib.validate(data_config)
     if global_batch_size < 1:
       raise ValueError(f'The global batch must be positive, got {global_batch_size}.')
     rows = range(global_batch_size) if rows is None else rows
@@ -121,7 +121,7 @@ class TrainPipeline:
     self.hr_sizes = buckets.hr_sizes(data_config)
     self.num_records = len(source)
     self._config = data_config
-    self._fn = _BatchFn(source, sampling.GlobalSampler(len(source), seed, global_batch_size),
+    self._fn = _BatchFn(source, batch_rows.GlobalSampler(len(source), seed, global_batch_size),
                         data_config, seed, rows)
     self._tracker = bad_data.BadDataTracker(len(source), data_config.max_bad_fraction, 'training')
 
@@ -168,7 +168,7 @@ def eval_pairs(data_config: ml_collections.ConfigDict, scales: Sequence[float],
   `scale`, and a file-safe `name`. Images come in the dataset's order (the first `num_images`);
   the LR is the official one at its own scale, else the HR degraded by `data.degradation`.
   """
-  config_lib.check(data_config)
+  config_lib.validate(data_config)
   source = sources.make_source(data_config, 'eval')
   n = min(len(source), num_images)
   tracker = bad_data.BadDataTracker(n, data_config.max_bad_fraction, 'validation')

@@ -4,7 +4,7 @@ import pytest
 
 from idm_jax.config import data as config_lib
 from idm_jax.data import buckets
-from idm_jax.data import sampling
+from idm_jax.data import batch_rows
 
 
 def _cfg(lr, lo, hi, multiple):
@@ -47,7 +47,7 @@ def test_draw_respects_min_hr_size():
 
 
 def test_stream_visits_each_record_once_per_epoch():
-  sampler = sampling.GlobalSampler(10, seed=5, global_batch=4)
+  sampler = batch_rows.GlobalSampler(10, seed=5, global_batch=4)
   stream = [sampler.record(step, slot) for step in range(10) for slot in range(4)]
   for epoch in range(4):
     assert sorted(stream[10 * epoch:10 * epoch + 10]) == list(range(10))
@@ -55,13 +55,13 @@ def test_stream_visits_each_record_once_per_epoch():
 
 
 def test_stream_is_a_pure_function_of_seed_step_and_slot():
-  a = sampling.GlobalSampler(50, seed=1, global_batch=4)
-  b = sampling.GlobalSampler(50, seed=1, global_batch=4)
+  a = batch_rows.GlobalSampler(50, seed=1, global_batch=4)
+  b = batch_rows.GlobalSampler(50, seed=1, global_batch=4)
   late = [b.record(40, s) for s in range(4)]  # b starts late: no state carried over.
   assert [a.record(40, s) for s in range(4)] == late
   rng_a, rng_b = a.slot_rng(40, 3), b.slot_rng(40, 3)
   assert rng_a.integers(1 << 30, size=4).tolist() == rng_b.integers(1 << 30, size=4).tolist()
-  other_seed = sampling.GlobalSampler(50, seed=2, global_batch=4)
+  other_seed = batch_rows.GlobalSampler(50, seed=2, global_batch=4)
   assert [other_seed.record(s, 0) for s in range(20)] != [a.record(s, 0) for s in range(20)]
   assert all(0 <= a.record(3, 1, attempt) < 50 for attempt in range(1, 20))
   assert len({a.record(3, 1, attempt) for attempt in range(1, 20)}) > 1
@@ -69,4 +69,4 @@ def test_stream_is_a_pure_function_of_seed_step_and_slot():
 
 def test_empty_dataset_is_an_error():
   with pytest.raises(ValueError, match='no records'):
-    sampling.GlobalSampler(0, seed=0, global_batch=4)
+    batch_rows.GlobalSampler(0, seed=0, global_batch=4)
