@@ -31,16 +31,19 @@ def picture(result: evaluator_lib.Result) -> np.ndarray:
   """uint8 (H, W, 3) that reads without the README: column titles (LR (nearest), bicubic, IDM
   sample 0, HR), then per pair its four panels above a caption (the pair's name with its scale,
   the PSNR of the bicubic and IDM panels against the HR, the HR size); rows padded white."""
+  # The bicubic PSNR as the report has it; sample 0's alone (the report keeps the mean).
+  bicubic_psnr = {r['image']: r['bicubic']['psnr']
+                  for entry in result.report['scales'] for r in entry['images']}
   rows = []
   for pair, bicubic, samples in zip(result.pairs, result.bicubic, result.samples):
     h, w = pair['hr'].shape[:2]
     lr = pair['lr']
     nearest = lr[(np.arange(h) * lr.shape[0] // h)][:, (np.arange(w) * lr.shape[1] // w)]
     crop = metrics.crop_border_for_scale(pair['scale'])
-    psnr = [f'{float(metrics.psnr(x, pair["hr"], crop_border=crop)):.2f} dB'
-            for x in (bicubic, samples[0])]
+    psnr = (bicubic_psnr[pair['name']],
+            float(metrics.psnr(samples[0], pair['hr'], crop_border=crop)))
     rows.append(([nearest, bicubic, samples[0], pair['hr']],
-                 [pair['name'], *psnr, f'{w}x{h}']))
+                 [pair['name'], *(f'{v:.2f} dB' for v in psnr), f'{w}x{h}']))
   width = max(sum(p.shape[1] for p in panels) + _GAP * (len(panels) - 1) for panels, _ in rows)
   height = HEADER + sum(panels[0].shape[0] + CAPTION + _GAP for panels, _ in rows) - _GAP
   canvas = Image.new('RGB', (width, height), 'white')
