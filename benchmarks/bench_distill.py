@@ -6,7 +6,7 @@ downsample, rounded to 8 bits, is the input. Methods, all projected onto the LR 
   teacher        the teacher config's sampler (the demo's: DDIM eta 1, 10 steps, mean of 8);
   NAME/teacher   the solver NAME was distilled from (its workdir's config.json: distill.teacher_*),
                  on the trailing grid, one sample;
-  NAME/k         student NAME in k network evaluations, for k in --steps (`student_sampler`);
+  NAME/k         student NAME in k network evaluations, for k in --steps (`student.run`);
   bicubic        MATLAB imresize of the same LR.
 Metrics on the 8-bit images (RGB PSNR/SSIM with ceil(scale) pixels cropped, LR consistency).
 Time per image: the median of `--repeats` calls on all images of a scale (compiled beforehand,
@@ -30,7 +30,7 @@ import numpy as np
 
 from idm_jax import host_memory
 from idm_jax import mesh as mesh_lib
-from idm_jax.checkpoints import inference_model
+from idm_jax.inference import sampler as inference_sampler
 from idm_jax.config import diffusion as diffusion_config
 from idm_jax.config import loading
 from idm_jax.data import image_io
@@ -83,14 +83,14 @@ def main() -> None:
   host_memory.keep_freed_memory()
   teacher_config = loading.load(args.teacher_config)
   device = mesh_lib.replicated(mesh_lib.make_mesh(teacher_config.mesh))
-  models = {'teacher': inference_model.load_model(teacher_config.model, args.teacher,
+  models = {'teacher': inference_sampler.load_model(teacher_config.model, args.teacher,
                                                   sharding=device,
                                                   sampler_name=teacher_config.sampler.name)[0]}
   students = {}
   for spec in args.student:
     name, directory, config = _student(spec)
     students[name] = config
-    models[name] = inference_model.load_model(teacher_config.model, directory, sharding=device,
+    models[name] = inference_sampler.load_model(teacher_config.model, directory, sharding=device,
                                               sampler_name='distilled')[0]
   methods = _methods(teacher_config, students, [int(k) for k in args.steps.split(',')])
   hrs = {name: bench_heldout._hr(name) for name in bench_heldout.IMAGES}  # pylint: disable=protected-access

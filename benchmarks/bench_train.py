@@ -28,6 +28,7 @@ from model_flops import significant
 from idm_jax import host_memory
 from idm_jax import mesh as mesh_lib
 from idm_jax.config import loading
+from idm_jax.training import objectives
 from idm_jax.training import optimizer
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
@@ -43,7 +44,7 @@ def _seconds(start: float) -> float:
 def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
             peak_tflops: float = 0.0) -> tuple[dict, jax.stages.Compiled]:
   """Where the time goes in building `config`'s train step on its mesh at `batch_size` (global):
-  parameter initialiser, the dropout streams (`make_rest`), trace, lower, compile, the FLOP
+  parameter initialiser, trace, lower, compile, the FLOP
   count and the first call; then the median step time. Returns them and the compiled step."""
   config.train.batch_size = batch_size
   phases = {}
@@ -55,10 +56,8 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
   start = time.perf_counter()
   state = jax.block_until_ready(train_state_lib.create(config, layout, tx))
   phases['init_s'] = _seconds(start)
-  start = time.perf_counter()
-  rest = jax.block_until_ready(train_state_lib.make_rest(layout))
-  phases['make_rest_s'] = _seconds(start)
-  step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
+  step = train_step_lib.TrainStep(layout, tx, schedule, config.train, mesh,
+                                  objectives.make_objective(config, layout.graphdef))
 
   rng = np.random.default_rng(0)
   b, h, w = batch_size, lr_size, hr_size
@@ -68,7 +67,7 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
        'p': np.ones((b,), np.float32)}, mesh_lib.batch_sharding(mesh))
 
   start = time.perf_counter()
-  traced = step.trace(state, rest, batch)
+  traced = step.trace(state, batch)
   phases['trace_s'] = _seconds(start)
   start = time.perf_counter()
   lowered = traced.lower()
@@ -77,18 +76,18 @@ def measure(config, batch_size: int, lr_size: int, hr_size: int, steps: int,
   compiled = lowered.compile()
   phases['compile_s'] = _seconds(start)
   start = time.perf_counter()
-  flops = model_flops(step, state, rest, batch)
+  flops = model_flops(step, state, batch)
   phases['flop_count_s'] = _seconds(start)
   executed = executed_flops(compiled) or 0.0
 
   start = time.perf_counter()
-  state, metrics = step(state, rest, batch)  # Reuses the compilation; allocates.
+  state, metrics = step(state, batch)  # Reuses the compilation; allocates.
   jax.block_until_ready(state)
   phases['first_call_s'] = _seconds(start)
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    state, metrics = step(state, rest, batch)
+    state, metrics = step(state, batch)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   median = statistics.median(times)

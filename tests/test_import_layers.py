@@ -1,5 +1,5 @@
-"""Imports flow one way: config -> data / models -> diffusion / checkpoints -> training /
-evaluation -> command line. Read from the source (ast), so a lazy import counts too."""
+"""Imports flow one way: config -> data / models -> diffusion / checkpoints -> inference ->
+training / evaluation -> command line. Read from the source (ast), so a lazy import counts too."""
 import ast
 import pathlib
 
@@ -13,6 +13,7 @@ LAYERS = (
     ('config', 'scale', 'mesh', 'paths', 'compilation_cache', 'distributed', 'host_memory', 'cpu_fast_paths'),
     ('data', 'models'),
     ('diffusion', 'checkpoints'),
+    ('inference',),
     ('training', 'evaluation'),
     ('cli', 'tools', 'main'),
 )

@@ -1,8 +1,8 @@
 """Official PyTorch IDM checkpoints (`GaussianDiffusion.state_dict()`) -> our NNX parameters.
 
-The key map is derived from the model config by walking the official module tree in its
-construction order, so any depth, width or block count converts. Keys the official forward
-pass never reads are recognised and dropped; anything else that does not fit is an error
+The key map is derived from the model config, so any depth, width or block count converts; its
+U-Net part comes from `unet_layout`, the description `IDM` is built from. Keys the official
+forward pass never reads are recognised and dropped; anything else that does not fit is an error
 naming the key and both shapes.
 """
 import re
@@ -15,6 +15,7 @@ from flax import nnx
 
 from idm_jax import paths
 from idm_jax.config import model as model_config
+from idm_jax.models import unet_layout
 
 Path = tuple  # A path in the NNX parameter tree, e.g. ('encoder', 'head', 'kernel').
 
@@ -62,23 +63,44 @@ def _norm_entries(prefix: str, path: Path) -> dict[str, Entry]:
           f'{prefix}.bias': (path + ('bias',), _same)}
 
 
-def _res_attn_entries(prefix: str, path: Path, in_ch: int, out_ch: int,
-                      attn: bool) -> dict[str, Entry]:
-  res, ours = f'{prefix}.res_block', path + ('res',)
+def _block_entries(prefix: str, path: Path) -> dict[str, Entry]:
+  """The official `Block` (GroupNorm, Swish, Dropout, Conv2d) as our `NormActConv`."""
+  return {**_norm_entries(f'{prefix}.block.0', path + ('norm',)),
+          **_conv_entries(f'{prefix}.block.3', path + ('conv',))}
+
+
+def _res_attn_entries(prefix: str, spec: unet_layout.ResAttnSpec) -> dict[str, Entry]:
+  res, ours = f'{prefix}.res_block', spec.path + ('res',)
   out = {}
   out.update(_linear_entries(f'{res}.noise_func.noise_func.0', ours + ('noise_proj',)))
-  out.update(_norm_entries(f'{res}.block1.block.0', ours + ('block1', 'norm')))
-  out.update(_conv_entries(f'{res}.block1.block.3', ours + ('block1', 'conv')))
-  out.update(_norm_entries(f'{res}.block2.block.0', ours + ('block2', 'norm')))
-  out.update(_conv_entries(f'{res}.block2.block.3', ours + ('block2', 'conv')))
-  if in_ch != out_ch:
+  out.update(_block_entries(f'{res}.block1', ours + ('block1',)))
+  out.update(_block_entries(f'{res}.block2', ours + ('block2',)))
+  if spec.in_channels != spec.out_channels:
     out.update(_conv_entries(f'{res}.res_conv', ours + ('skip',)))
-  if attn:
-    a, ap = f'{prefix}.attn', path + ('attn',)
+  if spec.with_attn:
+    a, ap = f'{prefix}.attn', spec.path + ('attn',)
     out.update(_norm_entries(f'{a}.norm', ap + ('norm',)))
     out.update(_conv_entries(f'{a}.qkv', ap + ('qkv',), bias=False))
     out.update(_conv_entries(f'{a}.out', ap + ('out',)))
   return out
+
+
+def _unet_entries(spec: unet_layout.Spec, cfg: ml_collections.ConfigDict) -> dict[str, Entry]:
+  """The official keys of one U-Net block of the layout."""
+  prefix = f'denoise_fn.{spec.official}'
+  match spec:
+    case unet_layout.ConvSpec():
+      return _conv_entries(prefix, spec.path)
+    case unet_layout.ResAttnSpec():
+      return _res_attn_entries(prefix, spec)
+    case unet_layout.UpsamplerSpec():
+      out = {f'{prefix}.style.activate.bias': (spec.path + ('mix_bias', 'bias'), _same)}
+      for layer in range(len(cfg.implicit_hidden) + 1):
+        out.update(_linear_entries(f'{prefix}.imnet.{layer}', spec.path + ('mlp', layer)))
+      return out
+    case unet_layout.NormActConvSpec():
+      return _block_entries(prefix, spec.path)
+  raise TypeError(f'not a U-Net layout spec: {spec!r}')
 
 
 def official_key_map(cfg: ml_collections.ConfigDict) -> tuple[dict[str, Entry], list[str]]:
@@ -93,9 +115,7 @@ def official_key_map(cfg: ml_collections.ConfigDict) -> tuple[dict[str, Entry], 
   m.update(_conv_entries('encoder.tail.0', ('encoder', 'tail')))
 
   d = 'denoise_fn'
-  inner = cfg.inner_channel
-  chans = [inner * k for k in cfg.channel_multiplier]
-  num_levels = len(chans)
+  num_levels = len(cfg.channel_multiplier)
   m.update(_linear_entries(f'{d}.noise_level_mlp.1', ('noise_mlp', 'fc1')))
   m.update(_linear_entries(f'{d}.noise_level_mlp.3', ('noise_mlp', 'fc2')))
 
@@ -110,41 +130,9 @@ def official_key_map(cfg: ml_collections.ConfigDict) -> tuple[dict[str, Entry], 
     m.update(_linear_entries(f'{d}.condition_scale1.{l}', lc + ('scale1', l - 1)))
     m.update(_linear_entries(f'{d}.condition_scale2.{l}', lc + ('scale2', l - 1)))
 
-  # U-Net, in the official `downs` / `ups` list order.
-  res, pre, skips, k = cfg.image_size, inner, [inner], 1
-  m.update(_conv_entries(f'{d}.downs.0', ('conv_in',)))
-  for level in range(num_levels):
-    for j in range(cfg.res_blocks):
-      m.update(_res_attn_entries(f'{d}.downs.{k}', ('down_blocks', level, j), pre, chans[level],
-                                 res in cfg.attn_res))
-      pre = chans[level]
-      skips.append(pre)
-      k += 1
-    if level < num_levels - 1:
-      m.update(_conv_entries(f'{d}.downs.{k}.conv', ('downsamplers', level)))
-      skips.append(pre)
-      k += 1
-      res //= 2
-  m.update(_res_attn_entries(f'{d}.mid.0', ('mid', 0), pre, pre, True))
-  m.update(_res_attn_entries(f'{d}.mid.1', ('mid', 1), pre, pre, False))
-  k, up_levels = 0, 0
-  for i, level in enumerate(reversed(range(num_levels))):
-    for j in range(cfg.res_blocks + 1):
-      in_ch = pre + skips.pop()
-      m.update(_res_attn_entries(f'{d}.ups.{k}', ('up_blocks', i, j), in_ch, chans[level],
-                                 res in cfg.attn_res))
-      pre = chans[level]
-      k += 1
-    if level > 0:
-      up = ('upsamplers', up_levels)
-      m[f'{d}.ups.{k}.style.activate.bias'] = (up + ('mix_bias', 'bias'), _same)
-      for layer in range(len(cfg.implicit_hidden) + 1):
-        m.update(_linear_entries(f'{d}.ups.{k}.imnet.{layer}', up + ('mlp', layer)))
-      up_levels += 1
-      k += 1
-      res *= 2
-  m.update(_norm_entries(f'{d}.final_conv.block.0', ('conv_out', 'norm')))
-  m.update(_conv_entries(f'{d}.final_conv.block.3', ('conv_out', 'conv')))
+  # U-Net: the official `downs`, `mid`, `ups` and `final_conv`, from the layout IDM is built from.
+  for spec in unet_layout.unet_layout(cfg).specs():
+    m.update(_unet_entries(spec, cfg))
 
   ignored = [
       r'encoder\.(sub_mean|add_mean)\..*', r'imnet\..*',

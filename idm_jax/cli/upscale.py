@@ -1,4 +1,4 @@
-"""`idm-jax upscale`: super-resolve image files at any scale >= 1 (see `evaluation.upscaler`).
+"""`idm-jax upscale`: super-resolve image files at any scale >= 1 (see `inference.upscaler`).
 
   idm-jax upscale photo.jpg scan.png --checkpoint runs/faces/checkpoints \\
       --config configs/ffhq_16_128.py --scale 3.5 --output upscaled/
@@ -15,11 +15,10 @@ import jax
 import tqdm
 
 from idm_jax import paths
-from idm_jax.checkpoints import inference_model
 from idm_jax.cli import evaluate as evaluate_cli
-from idm_jax.config import diffusion as diffusion_config
 from idm_jax.data import image_io
-from idm_jax.evaluation import upscaler
+from idm_jax.inference import sampler as inference_sampler
+from idm_jax.inference import upscaler
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -70,28 +69,25 @@ def _output_name(stem: str, args: argparse.Namespace, sample: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
   config = evaluate_cli.load_config(args)
-  sampler = diffusion_config.resolve_sampler(config)
-  sampler.trajectory_every = 0
+  max_pixels = args.max_pixels
+  if max_pixels is None:
+    max_pixels = max(config.sampler.tile_size, args.tile_size or 0) ** 2
   if args.tile_size is not None:
     if args.tile_size < 0:
       raise ValueError(f'--tile-size {args.tile_size}: pass a positive size, or 0 to never tile.')
-    sampler.tile_size = args.tile_size
-  max_pixels = args.max_pixels
-  if max_pixels is None:
-    max_pixels = max(sampler.tile_size, config.sampler.tile_size) ** 2
+    config.sampler.tile_size = args.tile_size
   if max_pixels < 1:
     raise ValueError(f'--max-pixels {max_pixels}: pass a positive pixel count.')
   if args.scale is not None:
     upscaler.check_scale(args.scale)  # Before loading the model: it fails every input alike.
   if args.num_samples < 1:
     raise ValueError(f'--num-samples {args.num_samples}: pass at least 1.')
-  model, step = inference_model.load_model(
-      config.model, args.checkpoint, use_ema=args.params == 'ema',
-      sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]), sampler_name=sampler.name)
+  sampler, step = inference_sampler.Sampler.from_checkpoint(config, args.checkpoint,
+                                                            use_ema=args.params == 'ema')
   output = paths.resolve(args.output)
-  steps = config.diffusion.num_timesteps if sampler.name == 'ddpm' else sampler.steps
-  print(f'checkpoint step {step} ({args.params} parameters), {sampler.name} with {steps} steps, '
-        f'on {jax.local_devices()[0].platform}', file=sys.stderr)
+  print(f'checkpoint step {step} ({args.params} parameters), {sampler.settings.name} with '
+        f'{sampler.steps} steps, on {jax.local_devices()[0].platform}', file=sys.stderr)
+  keys = [jax.random.fold_in(jax.random.key(args.seed), k) for k in range(args.num_samples)]
   failed, written = 0, set()
   bar = tqdm.tqdm(args.inputs, unit='image', disable=None)
   for path in bar:
@@ -101,18 +97,18 @@ def run(args: argparse.Namespace) -> int:
       image = upscaler.read_input(path)
       in_hw = image.rgb.shape[:2]
       out_hw = upscaler.output_size(in_hw, scale=args.scale, size_wh=args.size)
-      layout = upscaler.plan(in_hw, out_hw, sampler, max_pixels)
-      for k in range(args.num_samples):
-        tiles = f', {layout.num_tiles} tiles' if layout else ''
-        bar.set_postfix_str(f'{name} -> {out_hw[1]}x{out_hw[0]}{tiles}, '
-                            f'sample {k + 1}/{args.num_samples}, {steps} steps')
-        target = output / _output_name(paths.resolve(path).stem, args, k)
-        if target in written:
-          raise ValueError(f'{target} was written for an earlier input of the same name; '
-                           'upscale this one in another call with another --output.')
-        start = time.perf_counter()
-        result = upscaler.upscale(model, image, out_hw, jax.random.fold_in(
-            jax.random.key(args.seed), k), sampler, config.diffusion, tiled=layout is not None)
+      layout = upscaler.plan(in_hw, out_hw, sampler.settings, max_pixels)
+      targets = [output / _output_name(paths.resolve(path).stem, args, k)
+                 for k in range(args.num_samples)]
+      if written.intersection(targets):
+        raise ValueError(f'{targets[0]} was written for an earlier input of the same name; '
+                         'upscale this one in another call with another --output.')
+      tiles = f', {layout.num_tiles} tiles' if layout else ''
+      bar.set_postfix_str(f'{name} -> {out_hw[1]}x{out_hw[0]}{tiles}, {args.num_samples} '
+                          f'sample(s), {sampler.steps} steps')
+      start = time.perf_counter()
+      for target, result in zip(targets, upscaler.upscale(sampler, image, out_hw, keys,
+                                                          max_pixels)):
         written.add(image_io.save_png(target, result))
         tqdm.tqdm.write(f'{path} -> {target} ({out_hw[1]}x{out_hw[0]}, '
                         f'{time.perf_counter() - start:.1f}s)', file=sys.stdout)

@@ -44,7 +44,7 @@ def default_sampler_config() -> ml_collections.ConfigDict:
   c.antithetic = False
   c.trajectory_every = 0  # k > 0: `sample` also returns x_t and the predicted x0 every k steps.
   # Tiling: outputs larger than `tile_size` on either side are sampled as overlapping tiles.
-  c.tile_size = 256  # HR pixels per tile side.
+  c.tile_size = 256  # HR pixels per tile side; 0: never tile.
   c.tile_overlap = 32  # HR pixels shared by neighbouring tiles (the blending ramp).
   c.tile_multiple = 1  # Tile sides are multiples of this (the IDM U-Net takes any size).
   # True: condition every tile once and keep it (faster; memory grows with the output, ~20 MiB

@@ -2,22 +2,25 @@
 
 With `distill.teacher` set, the trainer initialises the network from the teacher checkpoint's EMA
 weights and trains it to give, from the teacher's points at the levels of its trailing 4-step grid,
-the end of the teacher's `teacher_steps`-step trajectory (`diffusion/distillation.py`); it is then
-sampled in any number of evaluations (`sampler.steps`, `diffusion/student_sampler.py`).
+the end of the teacher's `teacher_steps`-step trajectory, and it is then sampled in any number of
+evaluations (`sampler.steps`): `diffusion/student.py`.
 Everything else (sharded step, checkpoints, resume, EMA, validation) is training's.
 """
 import ml_collections
 
 TEACHER_SAMPLERS = ('dpm_solver++', 'ddim')
 LOSSES = ('l1', 'l2')
+# The student learns at the levels of the trailing grid of this many steps; its sampler reads
+# the first and the last.
+STUDENT_GRID_STEPS = 4
 
 
 def default_distill_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.teacher = ''  # Checkpoint directory of the teacher (a run's checkpoints/); '' = plain training.
   c.teacher_sampler = 'dpm_solver++'  # Its solver, on the trailing grid.
-  # A multiple of 4: the student learns from its steps j * S / 4, the last at the level where its
-  # sampler refines (t = T / 4 - 1).
+  # A multiple of STUDENT_GRID_STEPS: the student learns from its steps j * S / 4, the last at
+  # the level where its sampler refines (t = T / 4 - 1).
   c.teacher_steps = 20
   # DDIM only. 0: the teacher's path is deterministic, and the student learns where it ends
   # (at its blind first levels, which do not see the starting noise: the mean over it).
@@ -46,9 +49,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'distillation validates the student: set sampler.name = "distilled" '
                      f'(sampler.name is {sampler.name!r}).')
   if d.teacher:
-    if d.teacher_steps % 4:
-      raise ValueError(f'distill.teacher_steps = {d.teacher_steps}: pass a multiple of 4, so that '
-                       'the teacher steps at t = T / 4 - 1, where the student refines.')
+    check_teacher_steps(d.teacher_steps)
     if sampler.steps < 1:
       raise ValueError(f'sampler.steps = {sampler.steps}: a distilled student takes 1 network '
                        'evaluation or more.')
+
+
+def check_teacher_steps(teacher_steps: int) -> None:
+  """The teacher must step on the student's grid: `teacher_steps` a multiple of its steps."""
+  if teacher_steps % STUDENT_GRID_STEPS:
+    raise ValueError(f'distill.teacher_steps = {teacher_steps}: pass a multiple of '
+                     f'{STUDENT_GRID_STEPS}, so that the teacher steps at the levels of the '
+                     "student's grid, the last at t = T / 4 - 1, where its sampler refines.")

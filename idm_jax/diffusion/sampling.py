@@ -2,12 +2,12 @@
 
 As in Flax's gemma sampler, the model is split once outside and merged inside a single `jax.jit`
 over (graphdef, state, ...): the LR conditioning is computed once, then `scan_loop.run` scans the
-steps (a distilled student: `student_sampler.run`). The step table (the student's plan) is a
+steps (a distilled student: `student.run`). The step table (the student's plan) is a
 traced argument, so another schedule of the same length reuses the program; whether steps draw
 fresh noise (eta > 0) is static, so switching eta between 0 and > 0 compiles once more.
 """
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 from flax import nnx
 import jax
@@ -19,18 +19,14 @@ from idm_jax.diffusion import consistency
 from idm_jax.diffusion import scan_loop
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
-from idm_jax.diffusion import student_sampler
+from idm_jax.diffusion import student
 from idm_jax.diffusion import tiling
-
-# (lr (b, h, w, 3), out_hw (H, W), p (b,)).
-Request = tuple[jax.Array, tuple[int, int], jax.Array]
-
 
 @functools.partial(jax.jit, static_argnames=('out_hw', 'layout', 'cache_tile_condition', 'clip_x0',
                                              'trajectory_every', 'mean_of', 'antithetic',
                                              'fresh_noise'))
 def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Array,
-            keys: jax.Array, table: solvers.StepTable | student_sampler.StudentPlan,
+            keys: jax.Array, table: solvers.StepTable | student.Plan,
             projector: consistency.Projector | None,
             *, out_hw: tuple[int, int],
             layout: tiling.TileLayout | None, cache_tile_condition: bool, clip_x0: bool,
@@ -71,25 +67,13 @@ def _sample(graphdef: nnx.GraphDef, state: nnx.State, lr: jax.Array, p: jax.Arra
   if projector is not None:
     project = lambda x0: consistency.project(projector, x0, lr)
   shape = (lr.shape[0], *out_hw, 3)
-  if isinstance(table, student_sampler.StudentPlan):
-    # The mean of projected readings is projected already (the projection is affine).
-    return student_sampler.run(eps_fn, shape, keys, table, clip_x0=clip_x0, project_x0=project,
+  if isinstance(table, student.Plan):
+    return student.run(eps_fn, shape, keys, table, clip_x0=clip_x0, project_x0=project,
                                noise_sign=noise_sign), None
   x, traj = scan_loop.run(eps_fn, jnp.zeros(shape, jnp.float32), keys, table, clip_x0=clip_x0,
                           noise_sign=noise_sign, trajectory_every=trajectory_every,
                           project_x0=project, fresh_noise=fresh_noise)
   return (x if project is None else project(x)), traj
-
-
-def _layout(lr_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
-            tiled: bool | None) -> tiling.TileLayout | None:
-  """The tiles to use: by default only when the output exceeds `sampler.tile_size`."""
-  if tiled is None:
-    tiled = max(out_hw) > sampler.tile_size
-  if not tiled:
-    return None
-  return tiling.plan_tiles(lr_hw, out_hw, sampler.tile_size, sampler.tile_overlap,
-                           sampler.tile_multiple)
 
 
 def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys: jax.Array,
@@ -98,11 +82,11 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
   """The positional and static arguments of `_sample`; lr and p may be `jax.ShapeDtypeStruct`s."""
   out_hw = (int(out_hw[0]), int(out_hw[1]))
   schedule = schedules.make_schedule(diffusion, np.float64)
-  student = sampler.name == 'distilled'
-  if student and trajectory_every:
+  distilled = sampler.name == 'distilled'
+  if distilled and trajectory_every:
     raise ValueError(f'sampler.trajectory_every = {trajectory_every}: the distilled sampler keeps '
                      'no trajectory (its readings are of one estimate); pass 0.')
-  table = (student_sampler.make_plan(schedule, sampler.steps) if student
+  table = (student.make_plan(schedule, sampler.steps) if distilled
            else solvers.make_table(sampler, schedule))
   if not isinstance(p, jax.ShapeDtypeStruct):
     p = jnp.asarray(p, jnp.float32)
@@ -111,7 +95,7 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
                      'idm_jax.config.diffusion.resolve_sampler(config), or pass a method.')
   projector = consistency.make_projector(sampler.consistency, lr.shape[1:3], out_hw)
   graphdef, state = nnx.split(model)
-  layout = _layout(lr.shape[1:3], out_hw, sampler, tiled)
+  layout = tiling.layout_for(lr.shape[1:3], out_hw, sampler, tiled)
   if sampler.mean_of < 1 or (sampler.mean_of > 1 and trajectory_every):
     raise ValueError(f'sampler.mean_of = {sampler.mean_of}: pass >= 1, and 1 to keep trajectories.')
   if sampler.antithetic and sampler.mean_of > 1 and sampler.mean_of % 2:
@@ -122,7 +106,7 @@ def _arguments(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any, keys
                 clip_x0=bool(sampler.clip_x0), trajectory_every=int(trajectory_every),
                 mean_of=int(sampler.mean_of),
                 antithetic=bool(sampler.antithetic) and sampler.mean_of > 1,
-                fresh_noise=not student and not solvers.is_deterministic(table))
+                fresh_noise=not distilled and not solvers.is_deterministic(table))
   return (graphdef, state, lr, p, keys, table, projector), static
 
 
@@ -146,7 +130,8 @@ def sample(model: nnx.Module, lr: jax.Array, out_hw: tuple[int, int], p: jax.Arr
   `sampler` / `diffusion` hold the fields of `default_sampler_config()` /
   `default_diffusion_config()`. `key`: one key, of which example b uses `split(key, B)[b]`, or B
   keys, one per example: example b's image then depends on keys[b] alone, not on the batch it
-  was drawn in. `tiled`: None picks tiles when the output exceeds `sampler.tile_size`. Returns
+  was drawn in. `tiled`: as `tiling.layout_for` (None: when the output exceeds
+  `sampler.tile_size`). Returns
   the images, or (images, `scan_loop.Trajectory`) when `sampler.trajectory_every` > 0. Dropout
   is off.
   """
@@ -189,29 +174,3 @@ def compile_sample(model: nnx.Module, lr: Any, out_hw: tuple[int, int], p: Any,
     return images if traj is None else (images, traj)
 
   return CompiledSampler(run, compiled)
-
-
-def sample_requests(model: nnx.Module, requests: Sequence[Request], key: jax.Array,
-                    sampler: ml_collections.ConfigDict,
-                    diffusion: ml_collections.ConfigDict) -> list[jax.Array]:
-  """Samples many requests, one batched call (one compile) per distinct (LR size, output size).
-
-  Request i gets the images `sample(model, lr_i, out_hw_i, p_i, fold_in(key, i), ...)` would give
-  (up to float rounding of the batched network); returns them in request order, no trajectories.
-  """
-  groups: dict[tuple[Any, ...], list[int]] = {}
-  for i, (lr, out_hw, _) in enumerate(requests):
-    groups.setdefault((tuple(lr.shape[1:]), tuple(out_hw)), []).append(i)
-  results: list[Any] = [None] * len(requests)
-  for (_, out_hw), members in groups.items():
-    lr = jnp.concatenate([requests[i][0] for i in members])
-    p = jnp.concatenate([jnp.asarray(requests[i][2], jnp.float32) for i in members])
-    keys = jnp.concatenate([
-        jax.random.split(jax.random.fold_in(key, i), requests[i][0].shape[0]) for i in members
-    ])
-    args, static = _arguments(model, lr, out_hw, p, keys, sampler, diffusion, None, 0)
-    images, _ = _sample(*args, **static)
-    sizes = np.cumsum([requests[i][0].shape[0] for i in members])[:-1]
-    for i, part in zip(members, jnp.split(images, sizes)):
-      results[i] = part
-  return results

@@ -8,7 +8,7 @@ import numpy as np
 from idm_jax.diffusion import solvers
 
 # eps_fn(x (B, H, W, C), gamma (B,)) -> the network's output (B, H, W, C): the predicted noise
-# (or, for a distilled student, what `student_sampler` reads by level).
+# (or, for a distilled student, what `student.reading` reads by level).
 EpsFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 

@@ -1,5 +1,5 @@
-"""DDPM, DDIM and DPM-Solver++(2M) as tables of per-step coefficients of one update rule; how a
-distilled student's output is read (its sampler: `student_sampler.py`).
+"""DDPM, DDIM and DPM-Solver++(2M) as tables of per-step coefficients of one update rule (a
+distilled student's sampler is not a table: `student.py`).
 
 Step i adds fresh noise, x = x + noise_i * z with z ~ N(0, I), evaluates the network at noise
 level gamma_i on x, predicts
@@ -109,34 +109,13 @@ def dpm_solver_pp_2m_table(schedule: schedules.NoiseSchedule, t: np.ndarray) -> 
                 np.zeros(len(t)))
 
 
-# A distilled student reads its output as noise, as its teacher does, where gamma >= this: there it
-# starts as the teacher's own one-step x0 prediction, whose noise estimate is amplified at most
-# sigma / gamma < 4 times. Below, its output is x0 (that amplification reaches 150x at gamma_T).
-# The thresholds were measured (docs/experiments.md).
-STUDENT_NOISE_MIN_GAMMA = 0.25
-# ... and it sees no input where gamma < this: x_t is then over 99% noise, which its best answer
-# (nearly the mean of the teacher's outputs) ignores; a zero input spares it unlearning the
-# teacher's pass-through of the noise, which otherwise leaves chroma noise on flat images.
-STUDENT_BLIND_MAX_GAMMA = 0.1
-
-
-def student_reading(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(recip, recipm1, input_scale) of a student at noise levels gamma: x0 = recip * x_t -
-  recipm1 * output, the network seeing input_scale * x_t (float64, the shape of gamma)."""
-  gamma = np.asarray(gamma, np.float64)
-  noise = gamma >= STUDENT_NOISE_MIN_GAMMA
-  recip = np.where(noise, 1.0 / gamma, 0.0)
-  recipm1 = np.where(noise, np.sqrt(1.0 / gamma**2 - 1.0), -1.0)
-  return recip, recipm1, np.where(gamma < STUDENT_BLIND_MAX_GAMMA, 0.0, 1.0)
-
-
 def make_table(sampler: ml_collections.ConfigDict,
                schedule: schedules.NoiseSchedule) -> StepTable:
   """The table of `sampler.name` (`default_sampler_config()` fields); use a float64 schedule."""
   if sampler.name == 'ddpm':
     return ddpm_table(schedule)
   if sampler.name == 'distilled':
-    raise ValueError("a distilled student has no step table: see student_sampler.make_plan.")
+    raise ValueError("a distilled student has no step table: see student.make_plan.")
   t = timesteps(schedule.num_timesteps, sampler.steps, sampler.spacing)
   if sampler.name == 'ddim':
     return ddim_table(schedule, t, sampler.eta)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 
@@ -63,6 +64,17 @@ def plan_tiles(lr_hw: tuple[int, int], out_hw: tuple[int, int], tile_size: int, 
       out_hw=tuple(out_hw), tile_hw=(th, tw), lr_tile_hw=(lth, ltw),
       hr_starts=tuple((y, x) for y in ys for x in xs),
       lr_starts=tuple((y, x) for y in lr_ys for x in lr_xs), overlap=overlap)
+
+
+def layout_for(lr_hw: tuple[int, int], out_hw: tuple[int, int],
+               sampler: ml_collections.ConfigDict, tiled: bool | None = None) -> TileLayout | None:
+  """The one tiling decision (None: untiled). Tiles when `tiled`, or when it is None, when a
+  side of the output exceeds `sampler.tile_size`; `tile_size` 0 never tiles unless asked."""
+  if tiled is None:
+    tiled = bool(sampler.tile_size) and max(out_hw) > sampler.tile_size
+  if not tiled:
+    return None
+  return plan_tiles(lr_hw, out_hw, sampler.tile_size, sampler.tile_overlap, sampler.tile_multiple)
 
 
 def _ramp_1d(size: int, start: int, total: int, overlap: int) -> np.ndarray:

@@ -15,22 +15,20 @@ import dataclasses
 import os
 import time
 import zlib
-from typing import Any, Iterator
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
 from idm_jax import mesh as mesh_lib
-from idm_jax.checkpoints import inference_model
-from idm_jax.config import diffusion as diffusion_config
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.data import pipeline
-from idm_jax.diffusion import sampling
 from idm_jax.evaluation import metrics
+from idm_jax.inference import batching
+from idm_jax.inference import sampler as inference_sampler
 from idm_jax.scale import output_scale, scale_to_p
 
 METRICS = ('psnr', 'ssim', 'psnr_y', 'ssim_y', 'lr_consistency')
@@ -88,67 +86,50 @@ def _measure(sr: np.ndarray, pair: dict[str, Any]) -> dict[str, float]:
 
 
 class Evaluator:
-  """The validation pairs of a config, their bicubic baselines, and the sampling over a mesh."""
+  """The validation pairs of a config, their bicubic baselines, and their sampling over a mesh."""
 
   def __init__(self, config: ml_collections.ConfigDict, mesh: Mesh):
     self._config = config
     self._mesh = mesh
-    self._sampler = diffusion_config.resolve_sampler(config)
-    self._sampler.trajectory_every = 0
     self.pairs = pipeline.eval_pairs(config.data, config.eval.scales, config.eval.num_images)
     self.bicubic = [np.clip(imresize_lib.imresize(p['lr'], output_hw=p['hr'].shape[:2]), -1, 1)
                     for p in self.pairs]
     self._bicubic_metrics = [_measure(b, p) for b, p in zip(self.bicubic, self.pairs)]
-    self._compiled = set()  # Sampling programs compiled on every process (multi-process runs).
+    self._sampler: inference_sampler.Sampler | None = None
 
-  def _samples(self, model: nnx.Module) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yields (pair index, sample index, SR float32 (H, W, 3)) for every sample of every pair.
-
-    Requests of one (LR size, HR size) run in calls of one batch size (one compile per size):
-    at most `eval.per_device_batch` per device, padded to a multiple of the device count, split
-    over 'data'. Sample j of a pair uses the key `fold_in(fold_in(key, crc32(pair name)), j)`,
-    so it does not depend on the batch size, the device count or the other requests.
-    """
+  def _requests(self, max_scale: float) -> tuple[list[batching.Request], list[int]]:
+    """Every sample of every pair, and the pair each belongs to. Sample j of a pair uses the key
+    `fold_in(fold_in(key, crc32(pair name)), j)`, so it does not depend on the batch size, the
+    device count or the other requests."""
     cfg = self._config
-    mesh = self._mesh
     key = jax.random.fold_in(jax.random.key(cfg.seed), _EVAL_STREAM)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-    groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+    requests, owners = [], []
     for i, pair in enumerate(self.pairs):
-      size = (pair['lr'].shape, pair['hr'].shape)
-      groups.setdefault(size, []).extend((i, j) for j in range(cfg.eval.num_samples))
-    for (lr_shape, hr_shape), items in groups.items():
-      batch = min(-(-len(items) // mesh.size), cfg.eval.per_device_batch) * mesh.size
-      for start in range(0, len(items), batch):
-        part = items[start:start + batch]
-        padded = part + [part[-1]] * (batch - len(part))  # Padding outputs are dropped.
-        lr = np.stack([self.pairs[i]['lr'] for i, _ in padded])
-        p = np.array([scale_to_p(output_scale(lr_shape[:2], hr_shape[:2]), model.config.max_scale)
-                      for _ in padded], np.float32)
-        keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(key, _name_id(self.pairs[i])), j)
-                          for i, j in padded])
-        keys = np.asarray(jax.random.key_data(keys))  # Raw key words: host data to lay out.
-        args = (model, mesh_lib.put(lr, batch_sharding), hr_shape[:2],
-                mesh_lib.put(p, batch_sharding), mesh_lib.put(keys, batch_sharding),
-                self._sampler, cfg.diffusion)
-        name = f'sample_{batch}_{lr_shape}_{hr_shape}'
-        if jax.process_count() > 1 and name not in self._compiled:
-          mesh_lib.compile_everywhere(sampling.lower(*args), name)
-          self._compiled.add(name)
-        images = np.asarray(mesh_lib.to_local_device(sampling.sample(*args)))
-        for (i, j), image in zip(part, images):
-          yield i, j, image
+      lr_hw, hr_hw = pair['lr'].shape[:2], pair['hr'].shape[:2]
+      p = float(scale_to_p(output_scale(lr_hw, hr_hw), max_scale))
+      pair_key = jax.random.fold_in(key, _name_id(pair))
+      for j in range(cfg.eval.num_samples):
+        requests.append(batching.Request(pair['lr'], hr_hw, p, jax.random.fold_in(pair_key, j)))
+        owners.append(i)
+    return requests, owners
 
   def run(self, model: nnx.Module, **details: Any) -> Result:
     """Samples and measures every pair; `details` (step, checkpoint, ...) go into the report.
 
     `model`: the network with its parameters on this evaluator's mesh (replicated or split).
+    Requests of one (LR size, HR size) run in calls of at most `eval.per_device_batch` per
+    device (`inference.batching`).
     """
     cfg = self._config
     start = time.perf_counter()
+    if self._sampler is None:
+      self._sampler = inference_sampler.Sampler(model, cfg, self._mesh)
+    else:
+      self._sampler.model = model  # New weights, same programs (compiled on every process).
+    requests, owners = self._requests(model.config.max_scale)
     samples: list[list[np.ndarray]] = [[] for _ in self.pairs]
-    for i, _, image in self._samples(model):
-      samples[i].append(np.clip(image.astype(np.float32), -1, 1))
+    for index, image in self._sampler.run(requests, cfg.eval.per_device_batch):
+      samples[owners[index]].append(np.clip(image, -1, 1))
     records = []
     for pair, sr, bicubic in zip(self.pairs, samples, self._bicubic_metrics):
       records.append({
@@ -167,7 +148,7 @@ class Evaluator:
           'bicubic': {m: float(np.mean([r['bicubic'][m] for r in rows])) for m in METRICS},
           'images': rows})
     report = {**details, 'num_samples': cfg.eval.num_samples, 'num_devices': self._mesh.size,
-              'seconds': time.perf_counter() - start, 'sampler': self._sampler.to_dict(),
+              'seconds': time.perf_counter() - start, 'sampler': self._sampler.settings.to_dict(),
               'conventions': CONVENTIONS, 'scales': per_scale}
     return Result(report=report, pairs=self.pairs, samples=samples, bicubic=self.bicubic)
 
@@ -176,8 +157,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
                         use_ema: bool = True) -> Result:
   """Restores a checkpoint's (EMA) parameters replicated over the config's mesh; evaluates."""
   mesh = mesh_lib.make_mesh(config.mesh)
-  model, step = inference_model.load_model(config.model, checkpoint_dir, use_ema=use_ema,
-                                           sharding=mesh_lib.replicated(mesh),
-                                           sampler_name=config.sampler.name)
-  return Evaluator(config, mesh).run(model, checkpoint=os.fspath(checkpoint_dir), step=step,
-                                     params='ema' if use_ema else 'raw')
+  sampler, step = inference_sampler.Sampler.from_checkpoint(config, checkpoint_dir,
+                                                            use_ema=use_ema, mesh=mesh)
+  return Evaluator(config, mesh).run(sampler.model, checkpoint=os.fspath(checkpoint_dir),
+                                     step=step, params='ema' if use_ema else 'raw')

@@ -31,18 +31,22 @@ class NoiseLevelMLP(nnx.Module):
 
 
 class NormActConv(nnx.Module):
-  """GroupNorm -> swish -> [dropout] -> 3x3 conv (the official `Block`)."""
+  """GroupNorm -> swish -> [dropout] -> 3x3 conv (the official `Block`).
+
+  Dropout draws its masks from the `rngs` of the call (training passes its step's key), so the
+  module holds parameters only.
+  """
 
   def __init__(self, in_channels: int, out_channels: int, groups: int, dropout: float, *,
                rngs: nnx.Rngs):
     self.norm = GroupNorm(groups, in_channels)
-    self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+    self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
     self.conv = Conv(in_channels, out_channels, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
     x = jax.nn.swish(self.norm(x))
     if self.dropout is not None:
-      x = self.dropout(x)
+      x = self.dropout(x, rngs=rngs)
     return self.conv(x)
 
 
@@ -57,10 +61,10 @@ class ResBlock(nnx.Module):
     self.skip = (Conv(in_channels, out_channels, 1, rngs=rngs)
                  if in_channels != out_channels else None)
 
-  def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, emb: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
     h = self.block1(x)
     h = h + self.noise_proj(emb).astype(h.dtype)[:, None, None, :]
-    h = self.block2(h)
+    h = self.block2(h, rngs)
     return h + (self.skip(x) if self.skip is not None else x)
 
 
@@ -89,6 +93,6 @@ class ResAttnBlock(nnx.Module):
     self.res = ResBlock(in_channels, out_channels, emb_channels, groups, dropout, rngs=rngs)
     self.attn = SelfAttention(out_channels, groups, rngs=rngs) if with_attn else None
 
-  def __call__(self, x: jax.Array, emb: jax.Array) -> jax.Array:
-    x = self.res(x, emb)
+  def __call__(self, x: jax.Array, emb: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
+    x = self.res(x, emb, rngs)
     return self.attn(x) if self.attn is not None else x

@@ -22,10 +22,9 @@ from idm_jax import paths
 from idm_jax.checkpoints import store
 from idm_jax.config import experiment as config_lib
 from idm_jax.data import pipeline
-from idm_jax.diffusion import schedules
-from idm_jax.diffusion import student_sampler
 from idm_jax.evaluation import evaluator as evaluator_lib
 from idm_jax.evaluation import report
+from idm_jax.training import objectives
 from idm_jax.training import optimizer as optimizer_lib
 from idm_jax.training import preemption
 from idm_jax.training import progress as progress_lib
@@ -110,10 +109,37 @@ def _until_failure_after_stop(batches, stop: preemption.StopRequest):
                     stop.signal_name)
 
 
-def _restore_or_create(config, layout, tx, manager, teacher) -> train_state_lib.TrainState:
-  """The newest checkpoint of `manager` on this mesh, or a fresh state (from the teacher's
-  parameters when distilling)."""
+def _make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  mesh = mesh_lib.make_mesh(config.mesh)
+  n_data = mesh.shape[mesh_lib.DATA]
+  if config.train.batch_size % n_data:
+    raise ValueError(f'train.batch_size = {config.train.batch_size} must be a multiple of the '
+                     f'{n_data} devices on the data axis (mesh.data).')
+  logging.info('Mesh %s over %d process(es).', dict(mesh.shape), jax.process_count())
+  return mesh
+
+
+def _make_objective(config: ml_collections.ConfigDict,
+                    layout: train_state_lib.Layout) -> objectives.Objective:
+  """Noise prediction; or with `distill.teacher`, distillation from the teacher's EMA weights,
+  restored onto the student's layout."""
+  if not config.distill.teacher:
+    return objectives.make_objective(config, layout.graphdef)
+  teacher, teacher_step = store.restore_param_dict(
+      config.distill.teacher, layout.abstract_state.params, config.model)
+  logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
+               teacher_step, config.distill.teacher, config.distill.teacher_sampler,
+               config.distill.teacher_steps)
+  return objectives.make_objective(config, layout.graphdef, teacher,
+                                   layout.state_shardings.params)
+
+
+def _restore_or_create(config, layout, tx, manager,
+                       objective: objectives.Objective) -> train_state_lib.TrainState:
+  """The newest checkpoint of `manager` on this mesh, or a fresh state (a distillation's from
+  the teacher's parameters)."""
   latest = manager.latest_step()
+  teacher = objective.arrays if isinstance(objective, objectives.Distillation) else None
   if latest is None:
     logging.info('No checkpoint in %s: starting %s.', manager.directory,
                  'from scratch' if teacher is None else 'from the teacher')
@@ -135,12 +161,63 @@ def _hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat.items()}
 
 
+class _Validation:
+  """The evaluator on the EMA weights, as they lie on the mesh: scalars and pictures to the
+  summaries, a report per pass; the final pass also writes WORKDIR/eval, which `--mode=eval` of
+  the same checkpoint reproduces."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+               graphdef: nnx.GraphDef, workdir: epath.Path, writer: summaries.Writer,
+               progress: progress_lib.Progress):
+    self._evaluator = evaluator_lib.Evaluator(config, mesh)
+    self._graphdef = graphdef
+    self._workdir = workdir
+    self._writer = writer
+    self._progress = progress
+    self._every = config.eval.every_steps
+    self._at_end = config.eval.at_end
+    self._num_steps = config.train.num_steps
+
+  def due(self, step: int) -> bool:
+    return bool((self._every and step % self._every == 0)
+                or (step == self._num_steps and self._at_end))
+
+  def __call__(self, state: train_state_lib.TrainState, step: int) -> dict[str, float]:
+    with self._progress.timed('validation'):
+      result = self._evaluator.run(nnx.merge(self._graphdef, state.ema_params), step=step,
+                                   params='ema')
+    scalars = result.scalars
+    logging.info('Validation at step %d: %s', step,
+                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(scalars.items())))
+    self._writer.write_scalars(step, scalars)
+    if jax.process_index() == 0:
+      self._writer.write_images(step, {'validation': report.picture(result)})
+      report.write(result, self._workdir / 'validation' / f'step_{step:08d}', images=False)
+      if step == self._num_steps:
+        report.write(result, self._workdir / 'eval')
+    return scalars
+
+
+class _Pace:
+  """Steps and images per second between two log lines."""
+
+  def __init__(self, step: int, batch_size: int):
+    self._time, self._step, self._batch_size = time.time(), step, batch_size
+
+  def __call__(self, step: int) -> dict[str, float]:
+    now = time.time()
+    steps_per_sec = (step - self._step) / max(now - self._time, 1e-9)
+    self._time, self._step = now, step
+    return {'steps_per_sec': steps_per_sec, 'images_per_sec': steps_per_sec * self._batch_size}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: paths.PathLike) -> train_state_lib.TrainState:
   """Trains (resuming from `workdir/checkpoints` if it holds a step); returns the final state.
 
   `workdir` is a local folder or a URI (gs://bucket/run): every file goes there.
   """
+  # Workdir and summaries.
   config_lib.validate(config)
   workdir = paths.resolve(workdir)
   is_main = jax.process_index() == 0
@@ -149,139 +226,90 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
   writer = summaries.Writer(workdir, files=is_main)
 
-  # Mesh.
-  mesh = mesh_lib.make_mesh(config.mesh)
-  n_data = mesh.shape[mesh_lib.DATA]
-  if config.train.batch_size % n_data:
-    raise ValueError(f'train.batch_size = {config.train.batch_size} must be a multiple of the '
-                     f'{n_data} devices on the data axis (mesh.data).')
-  logging.info('Mesh %s over %d process(es).', dict(mesh.shape), jax.process_count())
-
-  # Input pipeline: this process's rows of every global batch.
+  # Mesh and input pipeline: this process's rows of every global batch.
+  mesh = _make_mesh(config)
   batch_sharding = mesh_lib.batch_sharding(mesh)
   data = pipeline.TrainPipeline(config.data, config.train.batch_size, config.seed,
                                 mesh_lib.process_rows(batch_sharding, config.train.batch_size))
   logging.info('HR bucket sides %s: the train step compiles at most %d times.', data.hr_sizes,
                len(data.hr_sizes))
 
-  # Model and optimizer, created sharded; or restored onto this mesh.
+  # Model, optimizer and objective; the state restored onto this mesh, or created on it.
   tx, lr_schedule = optimizer_lib.make_optimizer(config.optim, config.train.num_steps)
   layout = train_state_lib.make_layout(config, mesh, tx)
+  objective = _make_objective(config, layout)
   checkpoint_dir = workdir / 'checkpoints'
   manager = store.make_manager(checkpoint_dir, keep=config.checkpoint.keep,
                                keep_best=config.checkpoint.keep_best,
                                async_save=config.checkpoint.async_save)
-  teacher = None
-  if config.distill.teacher:
-    # Now, not at the first validation: a schedule on which the student cannot be read.
-    student_sampler.make_plan(schedules.make_schedule(config.diffusion, np.float64),
-                              config.sampler.steps)
-    teacher, teacher_step = store.restore_param_dict(
-        config.distill.teacher, layout.abstract_state.params, config.model)
-    logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
-                 teacher_step, config.distill.teacher, config.distill.teacher_sampler,
-                 config.distill.teacher_steps)
-  state = _restore_or_create(config, layout, tx, manager, teacher)
-  rest = train_state_lib.make_rest(layout)
-  start_step = int(state.step)
-  n_params = sum(x.size for x in jax.tree.leaves(state.params))
-  logging.info('Model: %d parameters; parameter sharding: %s.', n_params,
-               config.mesh.param_sharding)
+  state = _restore_or_create(config, layout, tx, manager, objective)
+  start_step, num_steps = int(state.step), config.train.num_steps
+  logging.info('Model: %d parameters; parameter sharding: %s.',
+               sum(x.size for x in jax.tree.leaves(state.params)), config.mesh.param_sharding)
   if start_step == 0:
     writer.write_hparams(_hparams(config))
-
-  # Update step and validation.
-  train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config, mesh, teacher)
-  num_steps = config.train.num_steps
-  report_progress = progress_lib.Progress(num_steps, writer, config.logging.progress_every_secs,
-                                         start_step)
-  evaluator = None
-  if config.eval.every_steps or config.eval.at_end:
-    evaluator = evaluator_lib.Evaluator(config, mesh)
-
-  def validate(state: train_state_lib.TrainState, step: int, final: bool) -> dict[str, float]:
-    """The evaluator on the EMA weights, as they lie on the mesh; the final pass writes
-    WORKDIR/eval, which `--mode=eval` of the same checkpoint reproduces."""
-    with report_progress.timed('validation'):
-      model = nnx.merge(layout.graphdef, state.ema_params, rest)
-      result = evaluator.run(model, step=step, params='ema')
-    scalars = result.scalars
-    logging.info('Validation at step %d: %s', step,
-                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(scalars.items())))
-    writer.write_scalars(step, scalars)
-    if is_main:
-      writer.write_images(step, {'validation': report.picture(result)})
-      report.write(result, workdir / 'validation' / f'step_{step:08d}', images=False)
-      if final:
-        report.write(result, workdir / 'eval')
-    return scalars
-
-  # Loop.
-  profiler = None
-  if config.logging.profile_steps and is_main:
-    profiler = progress_lib.ProfileWindow(workdir, start_step + 10, config.logging.profile_steps)
-  monitor = _StepMonitor(config, checkpoint_dir, manager)
-  compiled = train_step.compile_count
-  last_log_time, last_log_step = time.time(), start_step
-  done = saved = start_step
-  stopped = False
   if start_step >= num_steps:
     logging.info('Checkpoint step %d already reaches train.num_steps = %d.', start_step,
                  num_steps)
 
+  # Update step, monitoring, validation.
+  train_step = train_step_lib.TrainStep(layout, tx, lr_schedule, config.train, mesh, objective)
+  progress = progress_lib.Progress(num_steps, writer, config.logging.progress_every_secs,
+                                   start_step)
+  monitor = _StepMonitor(config, checkpoint_dir, manager)
+  validation = None
+  if config.eval.every_steps or config.eval.at_end:
+    validation = _Validation(config, mesh, layout.graphdef, workdir, writer, progress)
+  profiler = None
+  if config.logging.profile_steps and is_main:
+    profiler = progress_lib.ProfileWindow(workdir, start_step + 10, config.logging.profile_steps)
+
   def save(state: train_state_lib.TrainState, step: int,
            metrics: dict[str, float] | None = None) -> int:
     monitor.check()  # Raises before a NaN state could be written.
-    with report_progress.timed('checkpoint'):
+    with progress.timed('checkpoint'):
       store.save(manager, step, params=state.params, ema_params=state.ema_params,
                  config=config, train_state=state.checkpoint_item(), metrics=metrics,
                  force=True)
     return step
 
+  # Loop.
+  compiled, pace = train_step.compile_count, _Pace(start_step, config.train.batch_size)
+  done = saved = start_step
+  stopping = False
   try:
     with (preemption.StopRequest(config.checkpoint.preemption_sync_steps) as stop,
           contextlib.closing(data.iterate(start_step)) as batches):
       batches = _until_failure_after_stop(batches, stop)
       while True:
-        with report_progress.timed('data'):
+        with progress.timed('data'):
           step, batch = next(batches, (None, None))
         if step is None or step >= num_steps:
           break
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
-          state, metrics = train_step(state, rest, mesh_lib.global_batch(batch, batch_sharding))
+          state, metrics = train_step(state, mesh_lib.global_batch(batch, batch_sharding))
         monitor.add(step, metrics)
         done = step + 1
-        report_progress(done)
+        progress(done)
         if profiler is not None:
           profiler(done)
         if train_step.compile_count != compiled:
           compiled = train_step.compile_count
           logging.info('Compiled the train step for HR %s (%d compilation(s) so far).',
                        batch['hr'].shape[1:3], compiled)
-
         if done % config.logging.log_every_steps == 0 or done == num_steps:
-          scalars = monitor.summary()
-          elapsed = time.time() - last_log_time
-          steps_per_sec = (done - last_log_step) / max(elapsed, 1e-9)
-          scalars.update(steps_per_sec=steps_per_sec,
-                         images_per_sec=steps_per_sec * config.train.batch_size,
-                         compile_count=compiled, skipped_steps=monitor.skipped)
-          writer.write_scalars(done, scalars)
-          last_log_time, last_log_step = time.time(), done
-
+          writer.write_scalars(done, {**monitor.summary(), **pace(done), 'compile_count': compiled,
+                                      'skipped_steps': monitor.skipped})
         stopping = stop.should_stop(done, manager)
-        val = None
-        if evaluator is not None and (
-            (config.eval.every_steps and done % config.eval.every_steps == 0)
-            or (done == num_steps and config.eval.at_end)):
+        scalars = None
+        if validation is not None and validation.due(done):
           monitor.check()
-          val = validate(state, done, final=done == num_steps)
+          scalars = validation(state, done)
         if done % config.checkpoint.every_steps == 0 or done == num_steps or stopping:
-          saved = save(state, done, val)
+          saved = save(state, done, scalars)
         if stopping:
-          stopped = True
           break
-      if stopped or stop.requested:
+      if stopping or stop.requested:
         if saved != done:
           saved = save(state, done)
         logging.warning('Stopped by %s after step %d; checkpoint saved. Run the same command '

@@ -1,9 +1,8 @@
 """The training state and its layout on the mesh.
 
-The model is kept functionally: a static `graphdef`, its parameters as a pure dict (what Orbax
-stores and optax updates) and the remaining state `rest`, which holds only the dropout RNG
-streams. Every step reseeds those from its own key, so `rest` is rebuilt from shapes and never
-checkpointed.
+The model is kept functionally: a static `graphdef` and its parameters as a pure dict (what Orbax
+stores and optax updates). The network holds nothing else: dropout draws from the key that each
+call passes.
 """
 import dataclasses
 from typing import Any
@@ -40,8 +39,6 @@ class Layout:
   graphdef: nnx.GraphDef
   abstract_state: TrainState  # jax.ShapeDtypeStruct leaves, each with its sharding.
   state_shardings: TrainState
-  abstract_rest: Any
-  rest_shardings: Any
 
 
 def _model(model_config: ml_collections.ConfigDict, seed: int) -> idm.IDM:
@@ -49,16 +46,15 @@ def _model(model_config: ml_collections.ConfigDict, seed: int) -> idm.IDM:
   # The counter-based 'rbg' generator compiles the initialiser several times faster than
   # threefry on CPU; the values are computed on one device, so they do not depend on the mesh.
   key = jax.random.key(seed, impl='rbg')
-  model = idm.IDM(model_config, rngs=nnx.Rngs(params=key, dropout=key))
+  model = idm.IDM(model_config, rngs=nnx.Rngs(params=key))
   model.train()
   return model
 
 
-def _split(model: idm.IDM) -> tuple[nnx.GraphDef, dict[str, Any], dict[str, Any]]:
-  """(graphdef, parameters, rest), the last two as pure dicts: merging pure values creates
-  fresh Variables at the caller's trace level, which `nnx.reseed` may then update."""
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+def _split(model: idm.IDM) -> tuple[nnx.GraphDef, dict[str, Any]]:
+  """(graphdef, parameters as a pure dict); the filter fails if the model held other state."""
+  graphdef, params = nnx.split(model, nnx.Param)
+  return graphdef, nnx.to_pure_dict(params)
 
 
 def _init(model_config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
@@ -73,7 +69,7 @@ def _init(model_config: ml_collections.ConfigDict, tx: optax.GradientTransformat
 def make_layout(config: ml_collections.ConfigDict, mesh: Mesh,
                 tx: optax.GradientTransformation) -> Layout:
   """Shapes from `jax.eval_shape`, shardings from the `mesh` config section."""
-  graphdef, _, abstract_rest = _split(nnx.eval_shape(lambda: _model(config.model, config.seed)))
+  graphdef, _ = _split(nnx.eval_shape(lambda: _model(config.model, config.seed)))
   abstract_state = jax.eval_shape(lambda: _init(config.model, tx, config.seed))
   repl = mesh_lib.replicated(mesh)
   shardings = TrainState(
@@ -82,9 +78,7 @@ def make_layout(config: ml_collections.ConfigDict, mesh: Mesh,
       opt_state=mesh_lib.param_shardings(abstract_state.opt_state, mesh, config.mesh), rng=repl)
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           abstract_state, shardings)
-  return Layout(graphdef=graphdef, abstract_state=abstract, state_shardings=shardings,
-                abstract_rest=abstract_rest,
-                rest_shardings=jax.tree.map(lambda _: repl, abstract_rest))
+  return Layout(graphdef=graphdef, abstract_state=abstract, state_shardings=shardings)
 
 
 def create(config: ml_collections.ConfigDict, layout: Layout, tx: optax.GradientTransformation,
@@ -98,15 +92,3 @@ def create(config: ml_collections.ConfigDict, layout: Layout, tx: optax.Gradient
   state = jax.jit(lambda: _init(config.model, tx, config.seed))()
   return mesh_lib.put(state, layout.state_shardings)
 
-
-def make_rest(layout: Layout) -> Any:
-  """Stand-ins for the dropout streams (keys and counters), which each step reseeds."""
-
-  def placeholder(x):
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-      return jax.random.split(jax.random.key(0), x.shape)
-    return jnp.zeros(x.shape, x.dtype)
-
-  # Created by the program itself: key arrays cannot be assembled from host shards.
-  return jax.jit(lambda: jax.tree.map(placeholder, layout.abstract_rest),
-                 out_shardings=layout.rest_shardings)()

@@ -1,5 +1,5 @@
-"""One optimisation step, jitted over the mesh with donated state: the official objective, or
-with `distill.teacher` set, the distillation loss against the frozen teacher's parameters."""
+"""One optimisation step of an objective (`objectives.py`), jitted over the mesh with donated
+state: `step(state, batch) -> (state, metrics)`."""
 from typing import Any, Callable
 
 import jax
@@ -9,49 +9,41 @@ import optax
 from flax import nnx
 
 from idm_jax import mesh as mesh_lib
-from idm_jax.diffusion import distillation
-from idm_jax.diffusion import objective
-from idm_jax.diffusion import schedules
 from idm_jax.training import ema as ema_lib
+from idm_jax.training import objectives
 from idm_jax.training import train_state as train_state_lib
 
-Batch = dict[str, jax.Array]  # lr (B, h, w, 3), hr (B, H, W, 3) in [-1, 1]; p (B,).
 Metrics = dict[str, jax.Array]
+Update = Callable[[train_state_lib.TrainState, objectives.Batch, Any],
+                  tuple[train_state_lib.TrainState, Metrics]]
 
 
 def make_update(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                lr_schedule: optax.Schedule, config: ml_collections.ConfigDict
-                ) -> Callable[[train_state_lib.TrainState, Any, Batch, Any],
-                              tuple[train_state_lib.TrainState, Metrics]]:
-  """The pure update (state, rest, batch, teacher) -> (state, metrics); `teacher` holds the
-  teacher's parameters when distilling, else None.
+                lr_schedule: optax.Schedule, objective: objectives.Objective,
+                train: ml_collections.ConfigDict) -> Update:
+  """The pure update (state, batch, objective arrays) -> (state, metrics).
 
-  A step whose loss or gradient is not finite changes nothing but the step counter and reports
-  `finite` = False; the loop then stops or goes on as `train.nonfinite` says.
+  Step k draws its loss noise and its dropout masks from fold_in(state.rng, k): the dropout key
+  goes to the network with each call, so the model holds parameters only. A step whose loss or
+  gradient is not finite changes nothing but the step counter and reports `finite` = False; the
+  loop then stops or goes on as `train.nonfinite` says.
   """
-  noise_schedule = schedules.make_schedule(config.diffusion)
-  loss_type = config.diffusion.loss
-  decay, start = config.train.ema_decay, config.train.ema_start_step
 
-  def update(state: train_state_lib.TrainState, rest: Any, batch: Batch, teacher: Any):
+  def update(state: train_state_lib.TrainState, batch: objectives.Batch, arrays: Any):
     key_loss, key_dropout = jax.random.split(jax.random.fold_in(state.rng, state.step))
 
     def loss_fn(params):
-      model = nnx.merge(graphdef, params, rest)
-      nnx.reseed(model, dropout=key_dropout)
-      if teacher is None:
-        return objective.training_loss(model, batch['lr'], batch['hr'], batch['p'], key_loss,
-                                       noise_schedule, loss_type)
-      frozen = nnx.merge(graphdef, teacher, rest)
-      frozen.eval()
-      return distillation.distill_loss(model, frozen, batch['lr'], batch['hr'].shape[1:3],
-                                       batch['p'], key_loss, config)
+      model = nnx.merge(graphdef, params)
+      rngs = nnx.Rngs(dropout=key_dropout)
+      net = lambda lr, y_t, gamma, p: model(lr, y_t, gamma, p, rngs=rngs)
+      return objective(net, arrays, batch, key_loss)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ema = ema_lib.update(state.ema_params, params, state.step, decay, start)
+    ema = ema_lib.update(state.ema_params, params, state.step, train.ema_decay,
+                         train.ema_start_step)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = train_state_lib.TrainState(
@@ -66,46 +58,42 @@ def make_update(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
 
 
 class TrainStep:
-  """The jitted update on a mesh; counts its compilations (one per HR bucket size).
-
-  `teacher`: the teacher's parameters, laid out like the student's, when distilling.
-  """
+  """The jitted update of `objective` on a mesh; counts its compilations (one per HR bucket
+  size)."""
 
   def __init__(self, layout: train_state_lib.Layout, tx: optax.GradientTransformation,
-               lr_schedule: optax.Schedule, config: ml_collections.ConfigDict,
-               mesh: jax.sharding.Mesh, teacher: Any = None):
+               lr_schedule: optax.Schedule, train: ml_collections.ConfigDict,
+               mesh: jax.sharding.Mesh, objective: objectives.Objective):
     self.compile_count = 0
     self._compiled = set()  # Batch shapes compiled on every process (multi-process runs).
-    self._teacher = teacher
-    update = make_update(layout.graphdef, tx, lr_schedule, config)
+    self._arrays = objective.arrays
+    update = make_update(layout.graphdef, tx, lr_schedule, objective, train)
 
-    def counted(state, rest, batch, teacher):
+    def counted(state, batch, arrays):
       self.compile_count += 1  # Runs only while tracing, i.e. once per new batch shape.
-      return update(state, rest, batch, teacher)
+      return update(state, batch, arrays)
 
     self.jitted = jax.jit(
         counted,
-        in_shardings=(layout.state_shardings, layout.rest_shardings,
-                      mesh_lib.batch_sharding(mesh),
-                      None if teacher is None else layout.state_shardings.params),
+        in_shardings=(layout.state_shardings, mesh_lib.batch_sharding(mesh), objective.shardings),
         out_shardings=(layout.state_shardings, mesh_lib.replicated(mesh)),
         donate_argnums=0)
 
-  def trace(self, state: train_state_lib.TrainState, rest: Any,
-            batch: Batch) -> jax.stages.Traced:
+  def trace(self, state: train_state_lib.TrainState,
+            batch: objectives.Batch) -> jax.stages.Traced:
     """The step traced for these arguments' shapes: `.lower().compile()` it (the next call of
-    the step reuses that compilation), read its text or cost. Takes what `__call__` takes."""
-    return self.jitted.trace(state, rest, batch, self._teacher)
+    the step reuses that compilation), read its text or cost."""
+    return self.jitted.trace(state, batch, self._arrays)
 
-  def lower(self, state: train_state_lib.TrainState, rest: Any,
-            batch: Batch) -> jax.stages.Lowered:
+  def lower(self, state: train_state_lib.TrainState,
+            batch: objectives.Batch) -> jax.stages.Lowered:
     """`trace(...).lower()`."""
-    return self.trace(state, rest, batch).lower()
+    return self.trace(state, batch).lower()
 
-  def __call__(self, state: train_state_lib.TrainState, rest: Any,
-               batch: Batch) -> tuple[train_state_lib.TrainState, Metrics]:
+  def __call__(self, state: train_state_lib.TrainState,
+               batch: objectives.Batch) -> tuple[train_state_lib.TrainState, Metrics]:
     shape = tuple(batch['hr'].shape)
     if jax.process_count() > 1 and shape not in self._compiled:
-      mesh_lib.compile_everywhere(self.lower(state, rest, batch), f'train_step_{shape}')
+      mesh_lib.compile_everywhere(self.lower(state, batch), f'train_step_{shape}')
       self._compiled.add(shape)
-    return self.jitted(state, rest, batch, self._teacher)
+    return self.jitted(state, batch, self._arrays)

@@ -1,5 +1,4 @@
-"""Scan samplers on the stand-in model: reference loop, keys, trajectories, batching."""
-import chex
+"""Scan samplers on the stand-in model: reference loop, keys, trajectories, compiled programs."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,24 +120,20 @@ def test_trajectory_keeps_every_kth_step_and_the_last(model):
   np.testing.assert_array_equal(images, traj.x0[-1])
 
 
-class _TracedStandIn(stand_in.StandIn):
-  """Counts traces of the sampler: `condition` is traced once per compiled sampler."""
-  condition = chex.assert_max_traces(stand_in.StandIn.condition, n=2)
-
-
-def test_requests_grouped_one_compile_per_size_and_batch_independent(model):
-  requests = [(_lr(1, 4, 10), (16, 16), jnp.array([0.5])),
-              (_lr(2, 4, 11), (12, 12), jnp.array([0.2, 0.3])),
-              (_lr(2, 4, 12), (16, 16), jnp.array([1.0, 0.1]))]
-  sampler, diffusion, key = _sampler('ddim', eta=1.0), _diffusion(), jax.random.key(7)
-  traced = _TracedStandIn()  # The same weights as `model`.
-  chex.clear_trace_counter()
-  for _ in range(2):  # Two sizes: two traces at most, over both calls.
-    grouped = sampling.sample_requests(traced, requests, key, sampler, diffusion)
-  for i, (lr, out_hw, p) in enumerate(requests):
-    alone = sampling.sample(model, lr, out_hw, p, jax.random.fold_in(key, i), sampler, diffusion)
-    assert grouped[i].shape == (lr.shape[0], *out_hw, 3)
-    np.testing.assert_allclose(grouped[i], alone, atol=1e-5)
+def test_compiled_sampler_is_sample(model):
+  """`compile_sample` from shapes alone runs the program `sample` runs: the same images, its
+  trajectory too, and a memory plan to read."""
+  sampler, diffusion, key = _sampler('ddim', eta=1.0, trajectory_every=2), _diffusion(), \
+      jax.random.key(4)
+  lr = _lr()
+  compiled = sampling.compile_sample(model, jax.ShapeDtypeStruct(lr.shape, lr.dtype), (16, 12),
+                                     jax.ShapeDtypeStruct(P.shape, P.dtype), sampler, diffusion)
+  images, traj = compiled.run(lr, P, key)
+  expected, expected_traj = sampling.sample(model, lr, (16, 12), P, key, sampler, diffusion)
+  float_rounding.assert_equal_to_rounding(images, expected)
+  float_rounding.assert_equal_to_rounding(traj.x0, expected_traj.x0)
+  assert images.shape == (2, 16, 12, 3)
+  assert compiled.compiled.memory_analysis().temp_size_in_bytes > 0
 
 
 @pytest.mark.parametrize('name,tiled', [('ddim', False), ('dpm_solver++', True)])

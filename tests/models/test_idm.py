@@ -1,4 +1,6 @@
 """The network: any output size, one compile per shape, finite at init, scale-weight algebra."""
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -238,3 +240,30 @@ def test_implicit_upsampler_matches_liif_pixel_by_pixel(feat_unfold, cell_decode
   expected = _liif_reference(x, w1, shift, up.mix_bias.bias[...], layers, 'relu', out_hw,
                              feat_unfold, cell_decode)
   np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-5)
+
+
+def test_dropout_draws_its_masks_from_the_key_of_the_call():
+  """The network holds parameters only; in training mode the same key gives the same masks and
+  another key others; in eval mode no key is needed and none changes the output."""
+  cfg = tiny_model_config()
+  cfg.dropout = 0.5
+  model = IDM(cfg, rngs=_rngs(1))
+  graphdef, params = nnx.split(model, nnx.Param)  # Fails if anything but parameters remained.
+  model.eval()
+  eval_graphdef = nnx.split(model, nnx.Param)[0]
+  lr = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3), minval=-1, maxval=1)
+  y = jax.random.normal(jax.random.key(1), (1, 16, 16, 3))
+  gamma, p = jnp.array([0.5]), jnp.array([0.3])
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def forward(key, train):
+    net = nnx.merge(graphdef if train else eval_graphdef, params)
+    return net(lr, y, gamma, p, rngs=nnx.Rngs(dropout=key))
+
+  run = lambda seed, train: np.asarray(forward(jax.random.key(seed), train))
+  np.testing.assert_array_equal(run(0, True), run(0, True))
+  assert np.abs(run(0, True) - run(1, True)).max() > 1e-3
+  np.testing.assert_array_equal(run(0, False), run(1, False))
+  assert np.abs(run(0, True) - run(0, False)).max() > 1e-3
+  with pytest.raises(ValueError, match='rngs'):
+    nnx.merge(graphdef, params)(lr, y, gamma, p)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from idm_jax import mesh as mesh_lib
-from idm_jax.checkpoints import inference_model
+from idm_jax.inference import sampler as inference_sampler
 from idm_jax.checkpoints import store
 from idm_jax.training import optimizer
 from idm_jax.training import train
@@ -69,7 +69,7 @@ def test_distillation_starts_from_the_teacher_and_resumes_exactly(tmp_path):
   assert 0 < to_teacher < 0.01 < to_fresh, (to_teacher, to_fresh)
 
   # A student is sampled by the 'distilled' sampler alone, and a teacher never by it.
-  load = lambda directory, name: inference_model.load_model(
+  load = lambda directory, name: inference_sampler.load_model(
       config.model, directory, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]),
       sampler_name=name)
   assert load(full / 'checkpoints', 'distilled')[1] == 4

@@ -9,6 +9,7 @@ from jax.sharding import PartitionSpec as P
 from idm_jax import mesh as mesh_lib
 from idm_jax.checkpoints import store
 from idm_jax.data import pipeline
+from idm_jax.training import objectives
 from idm_jax.training import optimizer
 from idm_jax.training import train_state as train_state_lib
 from idm_jax.training import train_step as train_step_lib
@@ -37,11 +38,11 @@ def runs():
   for name, (devices, param_sharding) in MESHES.items():
     config, mesh, tx, schedule, layout = _setup(devices, param_sharding)
     state = train_state_lib.create(config, layout, tx)
-    rest = train_state_lib.make_rest(layout)
-    step = train_step_lib.TrainStep(layout, tx, schedule, config, mesh)
+    step = train_step_lib.TrainStep(layout, tx, schedule, config.train, mesh,
+                                    objectives.make_objective(config, layout.graphdef))
     losses = []
     for batch in batches:
-      state, metrics = step(state, rest, mesh_lib.global_batch(batch, mesh_lib.batch_sharding(mesh)))
+      state, metrics = step(state, mesh_lib.global_batch(batch, mesh_lib.batch_sharding(mesh)))
       losses.append(float(metrics['loss']))
     assert step.compile_count == 1
     out[name] = (state, losses, layout)
@@ -104,7 +105,7 @@ def test_checkpoint_from_eight_devices_restores_on_one(runs, tmp_path):
 
   # The evaluation path: EMA weights into a model living on one device.
   reference, _, layout = runs['one_device']
-  model = nnx.merge(layout.graphdef, reference.params, train_state_lib.make_rest(layout))
+  model = nnx.merge(layout.graphdef, reference.params)
   assert store.restore_params(tmp_path, model) == STEPS
   for a, b in zip(jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, nnx.Param))),
                   jax.tree.leaves(state.ema_params)):

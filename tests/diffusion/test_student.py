@@ -1,4 +1,4 @@
-"""Distillation on stand-ins: the student's grid and sampler, the teacher's targets, the loss."""
+"""The distilled student on stand-ins: its grid and sampler, the teacher's targets, the loss."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,11 +8,10 @@ from flax import nnx
 from idm_jax.config import diffusion as config
 from idm_jax.config import experiment
 from idm_jax.diffusion import consistency
-from idm_jax.diffusion import distillation
 from idm_jax.diffusion import sampling
 from idm_jax.diffusion import schedules
 from idm_jax.diffusion import solvers
-from idm_jax.diffusion import student_sampler
+from idm_jax.diffusion import student
 from tests import float_rounding
 from tests.diffusion import stand_in
 
@@ -62,26 +61,26 @@ class X0StandIn(nnx.Module):
 
 
 def test_student_levels_are_the_4_step_grid_ending_where_the_sampler_refines():
-  assert distillation.student_levels(20) == (0, 5, 10, 15)
-  assert distillation.student_levels(4) == (0, 1, 2, 3)
-  levels = distillation.student_levels(8)
+  assert student.teacher_levels(20) == (0, 5, 10, 15)
+  assert student.teacher_levels(4) == (0, 1, 2, 3)
+  levels = student.teacher_levels(8)
   grid = solvers.timesteps(T, 8, 'trailing')  # 39, 34, ..., 9, 4.
-  np.testing.assert_array_equal(grid[[levels[0], levels[-1]]], student_sampler.timesteps(T))
-  np.testing.assert_array_equal(student_sampler.timesteps(T), [T - 1, T // 4 - 1])
+  np.testing.assert_array_equal(grid[[levels[0], levels[-1]]], student.timesteps(T))
+  np.testing.assert_array_equal(student.timesteps(T), [T - 1, T // 4 - 1])
   with pytest.raises(ValueError, match='multiple of 4'):
-    distillation.student_levels(10)
+    student.teacher_levels(10)
 
 
 @pytest.mark.parametrize('steps,angles', [(1, []), (2, [0]), (3, [0, np.pi]),
                                           (4, [0, 2 * np.pi / 3, 4 * np.pi / 3])])
 def test_student_plan_by_closed_form(steps, angles):
   schedule = _schedule()
-  plan = student_sampler.make_plan(schedule, steps)
+  plan = student.make_plan(schedule, steps)
   abar = np.cumprod(1 - np.linspace(1e-4, 0.3, T))[[T - 1, T // 4 - 1]]  # 'linear' betas.
   g, s = np.sqrt(abar), np.sqrt(1 - abar)
   np.testing.assert_allclose(plan.gamma, g, rtol=1e-6)
   # The teacher's grid passes both levels, where the student learns.
-  teacher = distillation.teacher_table(schedule, 'ddim', 8, 1.0)
+  teacher = student.teacher_table(schedule, 'ddim', 8, 1.0)
   np.testing.assert_allclose(plan.gamma, teacher.gamma[[0, 6]], rtol=1e-6)
   # Blind at gamma 0.035 (zero input, output read as x0), noise at 0.84: x0 = (x - s out) / g.
   out, x = 0.3, 0.7
@@ -90,15 +89,15 @@ def test_student_plan_by_closed_form(steps, angles):
   np.testing.assert_array_equal(plan.input_scale, [0, 1])
   np.testing.assert_allclose(plan.angles, angles, rtol=1e-6)
   with pytest.raises(ValueError, match='1 evaluation or more'):
-    student_sampler.make_plan(schedule, 0)
+    student.make_plan(schedule, 0)
 
 
-def _student_sample(student, steps, keys, consistency='none', clip_x0=False, **fields):
+def _student_sample(net, steps, keys, consistency='none', clip_x0=False, **fields):
   sampler = config.default_sampler_config()
   sampler.name, sampler.steps, sampler.consistency, sampler.clip_x0 = (
       'distilled', steps, consistency, clip_x0)
   sampler.update(fields)
-  return sampling.sample(student, _lr(), OUT_HW, P, keys, sampler, _diffusion())
+  return sampling.sample(net, _lr(), OUT_HW, P, keys, sampler, _diffusion())
 
 
 class NoiseBlindStandIn(X0StandIn):
@@ -114,12 +113,12 @@ def test_student_sampler_by_closed_form():
   x_i = g A + s z_i, averaged. With the noise read as none, each reading is A + s / g z_i: one
   shows z_1 ~ N(0, 1), two or three cancel theirs (an antithetic pair; a circle)."""
   lr, keys = _lr(), jax.random.split(jax.random.key(0), 2)
-  g0, g = (float(v) for v in student_sampler.make_plan(_schedule(), 1).gamma)
+  g0, g = (float(v) for v in student.make_plan(_schedule(), 1).gamma)
   s = float(np.sqrt(1 - g**2))
   gamma = lambda v: jnp.full((2,), v, jnp.float32)
-  student = X0StandIn()
-  blind = student(lr, jnp.zeros((2, *OUT_HW, 3)), gamma(g0), P)
-  float_rounding.assert_equal_to_rounding(_student_sample(student, 1, keys), blind)
+  net = X0StandIn()
+  blind = net(lr, jnp.zeros((2, *OUT_HW, 3)), gamma(g0), P)
+  float_rounding.assert_equal_to_rounding(_student_sample(net, 1, keys), blind)
   one = _student_sample(NoiseBlindStandIn(), 2, keys)
   z = (one - blind) * g / s
   assert abs(float(jnp.mean(z))) < 0.1 and float(jnp.std(z)) == pytest.approx(1.0, abs=0.1)
@@ -174,9 +173,9 @@ def test_teacher_targets_are_points_of_the_teacher_path(name, eta):
   sampler.consistency, sampler.trajectory_every = 'matlab_bicubic', 1
   keys = jax.random.split(jax.random.key(3), 2)
   images, traj = sampling.sample(teacher, lr, OUT_HW, P, keys, sampler, _diffusion())
-  levels = distillation.student_levels(8)
-  table = distillation.teacher_table(_schedule(), name, 8, eta)
-  targets = distillation.teacher_targets(
+  levels = student.teacher_levels(8)
+  table = student.teacher_table(_schedule(), name, 8, eta)
+  targets = student.teacher_targets(
       teacher, lr, OUT_HW, P, keys, table, levels,
       projector=consistency.make_projector('matlab_bicubic', (4, 4), OUT_HW), clip_x0=True)
   float_rounding.assert_equal_to_rounding(targets.inputs, traj.x[np.array(levels)])
@@ -215,14 +214,14 @@ def test_loss_against_closed_forms(loss, sampler, eta):
 
   key = jax.random.key(7)
   teacher = _teacher_with_constant_x0()
-  exact = distillation.distill_loss(Offset(lambda g: 0 * g), teacher, lr, OUT_HW, P, key, c)
+  exact = student.distill_loss(Offset(lambda g: 0 * g), teacher, lr, OUT_HW, P, key, c)
   assert float(exact) < 1e-6  # Rounding: x0 is recip * x - recipm1 * output.
-  const = distillation.distill_loss(Offset(lambda g: 0.25 + 0 * g), teacher, lr, OUT_HW, P, key, c)
+  const = student.distill_loss(Offset(lambda g: 0.25 + 0 * g), teacher, lr, OUT_HW, P, key, c)
   assert float(const) == pytest.approx(0.25 if loss == 'l1' else 0.0625, rel=1e-5)
   # An offset of gamma: the loss is the mean of gamma (or gamma^2) over the student's levels.
-  by_level = distillation.distill_loss(Offset(lambda g: g), teacher, lr, OUT_HW, P, key, c)
-  levels = np.array(distillation.student_levels(c.distill.teacher_steps))
-  gammas = distillation.teacher_table(_schedule(), sampler, 4, eta).gamma[levels]
+  by_level = student.distill_loss(Offset(lambda g: g), teacher, lr, OUT_HW, P, key, c)
+  levels = np.array(student.teacher_levels(c.distill.teacher_steps))
+  gammas = student.teacher_table(_schedule(), sampler, 4, eta).gamma[levels]
   assert len(levels) == 4 and len(set(gammas.tolist())) == 4
   expected = gammas.mean() if loss == 'l1' else (gammas**2).mean()
   assert float(by_level) == pytest.approx(float(expected), rel=1e-5)

@@ -11,25 +11,26 @@
   * Output size: `--scale s` gives floor(s * side + 0.5) per side (round half up), `--size WxH`
     exactly that. Every side must be at least the input's: IDM only upsamples. The network's
     scale input is the geometric mean of the two real side ratios (`output_scale`).
-  * Memory: one network call sees one output, or one tile of it when the output is tiled
-    (sides beyond `sampler.tile_size`); an output or tile of more than `max_pixels` pixels is
-    refused with the fix, before any sampling.
+  * Memory: one network call sees at most `max_pixels` output pixels: the samples of an input
+    are batched into calls that fit, and an output is tiled when a side exceeds
+    `sampler.tile_size` (`tiling.layout_for`); an output or tile beyond the budget is refused
+    with the fix, before any sampling.
 """
 import dataclasses
 import math
+from typing import Iterator, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 from PIL import ImageOps
 
 from idm_jax import paths
 from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
-from idm_jax.diffusion import sampling
 from idm_jax.diffusion import tiling
+from idm_jax.inference import batching
+from idm_jax.inference import sampler as inference_sampler
 from idm_jax.scale import output_scale, scale_to_p
 
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
@@ -94,25 +95,20 @@ def output_size(in_hw: tuple[int, int], *, scale: float | None = None,
 
 def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
          max_pixels: int) -> tiling.TileLayout | None:
-  """The tiles for an output (None: untiled), checked against the budget of `max_pixels`.
-
-  Tiles are used, as `sampling.sample` does by default, when a side exceeds `sampler.tile_size`;
-  `tile_size` 0 turns tiling off. Raises ValueError naming the fix when one network call would
-  see more than `max_pixels` output pixels.
-  """
+  """The tiles of an output (None: untiled), as sampling will use them, checked against the
+  budget of `max_pixels`: ValueError naming the fix when one network call would see more."""
   (out_h, out_w), tile_size = out_hw, sampler.tile_size
-  if not tile_size or max(out_hw) <= tile_size:
+  try:
+    layout = tiling.layout_for(in_hw, out_hw, sampler)
+  except ValueError as e:
+    raise ValueError(f'{e}; pass a larger --tile-size.') from e
+  if layout is None:
     if out_h * out_w > max_pixels:
       fix = (f'enable tiling with --tile-size {math.isqrt(max_pixels)}' if not tile_size else
              f'pass --tile-size {math.isqrt(max_pixels)} or less')
       raise ValueError(f'output {out_w}x{out_h} ({out_h * out_w} pixels) exceeds the budget of '
                        f'{max_pixels} pixels per network call; {fix}, or raise --max-pixels.')
     return None
-  try:
-    layout = tiling.plan_tiles(in_hw, out_hw, tile_size, sampler.tile_overlap,
-                               sampler.tile_multiple)
-  except ValueError as e:
-    raise ValueError(f'{e}; pass a larger --tile-size.') from e
   tile_h, tile_w = layout.tile_hw
   if tile_h * tile_w > max_pixels:
     if max(layout.tile_hw) <= tile_size:
@@ -128,24 +124,26 @@ def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collection
   return layout
 
 
-def upscale(model: nnx.Module, image: InputImage, out_hw: tuple[int, int], key: jax.Array,
-            sampler: ml_collections.ConfigDict, diffusion: ml_collections.ConfigDict, *,
-            tiled: bool) -> np.ndarray:
-  """One sample of the output, uint8 (H, W, C): C = 3 (RGB), 1 + alpha or 3 + alpha.
+def upscale(sampler: inference_sampler.Sampler, image: InputImage, out_hw: tuple[int, int],
+            keys: Sequence[jax.Array], max_pixels: int) -> Iterator[np.ndarray]:
+  """Yields one output per key, uint8 (H, W, C): C = 3 (RGB), 1 + alpha or 3 + alpha.
 
-  `sampler.trajectory_every` must be 0; `tiled` as `plan` decided.
+  The samples run in calls of as many as fit `max_pixels` (after `plan` accepted the output).
   """
-  lr = image_io.to_model_range(image.rgb)[None]
-  p = scale_to_p([output_scale(image.rgb.shape[:2], out_hw)], model.config.max_scale)
-  sr = sampling.sample(model, jnp.asarray(lr), out_hw, jnp.asarray(p), key, sampler, diffusion,
-                       tiled=tiled)
-  sr = np.asarray(sr[0])
-  if image.grayscale:
-    sr = np.broadcast_to(sr.mean(axis=-1, keepdims=True), sr.shape)
-  out = image_io.to_uint8(sr)
-  if image.single_band:
-    out = out[..., :1]
+  layout = tiling.layout_for(image.rgb.shape[:2], out_hw, sampler.settings)
+  per_call = math.prod(out_hw if layout is None else layout.tile_hw)
+  p = float(scale_to_p(output_scale(image.rgb.shape[:2], out_hw), sampler.model.config.max_scale))
+  lr = image_io.to_model_range(image.rgb)
+  requests = [batching.Request(lr, out_hw, p, key) for key in keys]
+  alpha = None
   if image.alpha is not None:
     alpha = imresize_lib.imresize(image.alpha, output_hw=out_hw)
-    out = np.concatenate([out, alpha[..., None]], axis=-1)
-  return out[..., 0] if out.shape[-1] == 1 else out
+  for _, sr in sampler.run(requests, max(1, max_pixels // per_call)):
+    if image.grayscale:
+      sr = np.broadcast_to(sr.mean(axis=-1, keepdims=True), sr.shape)
+    out = image_io.to_uint8(sr)
+    if image.single_band:
+      out = out[..., :1]
+    if alpha is not None:
+      out = np.concatenate([out, alpha[..., None]], axis=-1)
+    yield out[..., 0] if out.shape[-1] == 1 else out
