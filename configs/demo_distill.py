@@ -8,12 +8,11 @@ The student starts from the demo's EMA weights. The teacher samples 20 DDIM step
 demo's stochastic sampler, on the trailing grid, projected onto the LR input at every step); from
 the teacher's own points at steps 0, 5, 10 and 15 (the trailing 4-step grid; the sampler reads
 steps 0 and 15, t = 1999 and 499) the student learns the teacher's output with the L2 loss, i.e.
-the mean of the outputs reachable from each point, at continuous scales x2..x4. 600 steps: about
-13 minutes on 2 CPU cores, compilations included (README). Sampling (and validation) takes 3
-network evaluations: the blind estimate and an antithetic pair of readings at the refinement
-level (README: above the 20-step teacher at every scale, 6.5-7x faster); pass --steps 1
-(fastest) or 4 (best) to `idm-jax evaluate` / `idm-jax upscale` for others. The deterministic
-variant (teacher_sampler 'dpm_solver++', teacher_eta 0, loss 'l1') measured worse (README).
+the mean of the outputs reachable from each point, at continuous scales x2..x4, for 600 steps.
+Sampling (and validation) takes 3 network evaluations: the blind estimate and an antithetic pair
+of readings at the refinement level; pass --steps=1 (fastest) or 4 to `idm-jax evaluate` /
+`idm-jax upscale` for others. Its time, its quality against the teacher and the deterministic
+variant (teacher_sampler 'dpm_solver++', teacher_eta 0, loss 'l1') are measured in the README.
 """
 import ml_collections
 

@@ -1,8 +1,8 @@
 """The official face model (configs/ffhq_16_128.py) distilled into a few-step student, on a GPU
 node.
 
-  idm-jax convert --torch-checkpoint I640000_E37_gen.pth --config configs/ffhq_16_128.py \\
-      --output runs/ffhq_official
+  idm-jax convert --torch_checkpoint=I640000_E37_gen.pth --config=configs/ffhq_16_128.py \\
+      --output=runs/ffhq_official
   idm-jax distill --config=configs/ffhq_16_128_distill.py --teacher=runs/ffhq_official \\
       --workdir=runs/ffhq_distill --config.data.path=/data/ffhq/hr_128 \\
       --config.data.eval.path=/data/celebahq/hr_128

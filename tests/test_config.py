@@ -5,8 +5,12 @@ import pathlib
 
 import ml_collections
 import pytest
+from absl import flags
 
+from idm_jax import main as train_main
+from idm_jax.cli import flag_groups
 from idm_jax.cli import main as cli
+from idm_jax.cli import upscale
 from idm_jax.config import experiment as config_lib
 from idm_jax.config import loading
 
@@ -98,15 +102,40 @@ def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):
     loading.load(spec, overrides)
 
 
-def test_command_line_overrides_are_split_from_the_other_arguments():
-  argv = ['evaluate', '--config', 'c.py', '--config.sampler.steps=3', '--scales', '2,3',
-          '--config.eval.num_images', '4']
-  assert cli.split_overrides(argv) == (
-      ['--config.sampler.steps=3', '--config.eval.num_images=4'],
-      ['evaluate', '--config', 'c.py', '--scales', '2,3'])
+def _parse(module, argv):
+  """(flag values, positional arguments) of `idm-jax COMMAND argv...`."""
+  fv = flags.FlagValues()
+  program = ['idm-jax', *argv]
+  module.define_flags(fv, program)
+  return fv, loading.parse(fv, program)[1:]
 
 
-def test_distill_teacher_flag_is_the_config_field():
-  expected = ['--config=d.py', '--config.distill.teacher=runs/a', '--workdir=w']
-  assert cli.teacher_override(['--config=d.py', '--teacher', 'runs/a', '--workdir=w']) == expected
-  assert cli.teacher_override(['--config=d.py', '--teacher=runs/a', '--workdir=w']) == expected
+def test_flags_overrides_and_inputs_mix_in_any_order(monkeypatch):
+  monkeypatch.chdir(REPO)
+  fv, inputs = _parse(upscale, ['a.png', '--config', 'configs/demo.py', '--scale=2',
+                                '--config.eval.num_images', '4', 'b.png', '--checkpoint', 'c',
+                                '--steps=3', '--sampler', 'ddim'])
+  config = flag_groups.config(fv)
+  assert inputs == ['a.png', 'b.png'] and fv.scale == 2.0 and fv.checkpoint == 'c'
+  assert (config.eval.num_images, config.sampler.steps, config.sampler.name) == (4, 3, 'ddim')
+
+
+def test_distill_teacher_flag_is_the_config_field(monkeypatch):
+  monkeypatch.chdir(REPO)
+  fv, _ = _parse(train_main, ['--config=configs/demo_distill.py', '--teacher', 'runs/a',
+                              '--workdir=w'])
+  assert train_main.experiment_config(fv).distill.teacher == 'runs/a'
+  fv, _ = _parse(train_main, ['--config=configs/demo_distill.py', '--workdir=w',
+                              '--config.distill.teacher=runs/b'])
+  assert train_main.experiment_config(fv).distill.teacher == 'runs/b'
+
+
+def test_flag_errors_are_one_line_and_name_the_flag(capsys):
+  assert cli.run(['upscale', 'a.png', '--num-samples=2']) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'num_samples' in err
+  assert cli.run(['evaluate', '--checkpoint=c']) == 2
+  assert '--config must have a value' in capsys.readouterr().err
+  assert cli.run(['nope']) == 2 and 'unknown command' in capsys.readouterr().err
+  assert cli.run(['convert', '--help']) == 0
+  assert '--torch_checkpoint' in capsys.readouterr().out

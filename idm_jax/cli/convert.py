@@ -1,29 +1,28 @@
 """`idm-jax convert`: an official PyTorch checkpoint -> an Orbax checkpoint of this project."""
-import argparse
+from collections.abc import Sequence
 
+import ml_collections
+from absl import flags
 from etils import epath
 from flax import nnx
 
 from idm_jax import paths
 from idm_jax.checkpoints import official, store
-from idm_jax.cli import evaluate as evaluate_cli
-from idm_jax.config import loading
+from idm_jax.cli import flag_groups
 from idm_jax.models.idm import IDM
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument('--torch-checkpoint', required=True,
-                      help='official *_gen.pth (needs torch) or an .npz of the same state dict')
-  parser.add_argument('--config', required=True,
-                      help='experiment config whose `model` matches the checkpoint; '
-                      + evaluate_cli.CONFIG_HELP)
-  parser.add_argument('--output', required=True, help='directory for the Orbax checkpoint')
+def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
+  flags.DEFINE_string('torch_checkpoint', None, 'Official *_gen.pth (needs torch) or an .npz of '
+                      'the same state dict.', flag_values=fv, required=True)
+  flag_groups.define_config(fv, argv, 'Its `model` section must match the checkpoint.')
+  flags.DEFINE_string('output', None, 'Directory for the Orbax checkpoint.', flag_values=fv,
+                      required=True)
 
 
-def convert(torch_checkpoint: str, config_spec: str, output: str,
-            overrides: tuple[str, ...] = ()) -> epath.Path:
+def convert(torch_checkpoint: paths.PathLike, config: ml_collections.ConfigDict,
+            output: paths.PathLike) -> epath.Path:
   """Write step 0 with params == ema_params == the converted official weights."""
-  config = loading.load(config_spec, overrides)
   out = paths.resolve(output)
   if out.exists() and any(out.iterdir()):
     raise FileExistsError(f'{out} is not empty; choose a new --output directory.')
@@ -37,7 +36,9 @@ def convert(torch_checkpoint: str, config_spec: str, output: str,
   return out
 
 
-def run(args: argparse.Namespace) -> int:
-  out = convert(args.torch_checkpoint, args.config, args.output, args.config_overrides)
-  print(f'wrote {out} (restore with --checkpoint {out})')
+def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
+  if args:
+    raise ValueError(f'unexpected arguments {list(args)}; pass --torch_checkpoint=FILE.')
+  out = convert(fv.torch_checkpoint, flag_groups.config(fv), fv.output)
+  print(f'wrote {out} (restore with --checkpoint={out})')
   return 0

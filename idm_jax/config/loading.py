@@ -28,13 +28,14 @@ class ConfigError(ValueError):
   """A config file, override or value that cannot be used; the message names the fix."""
 
 
-def define_config_flag(flag_values: flags.FlagValues = flags.FLAGS,
-                       argv: Sequence[str] | None = None) -> None:
+def define_config_flag(flag_values: flags.FlagValues, argv: Sequence[str],
+                       purpose: str = '') -> None:
   """`--config` (a configs/*.py file) with its `--config.FIELD=value` overrides, which
-  config_flags reads from `argv` (default: sys.argv)."""
-  config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
-                                  flag_values=flag_values, lock_config=True,
-                                  sys_argv=None if argv is None else list(argv))
+  config_flags reads from `argv`; `purpose` ends the flag's help."""
+  config_flags.DEFINE_config_file(
+      'config', None, 'Experiment config file (configs/*.py[:arg]); any field can be overridden '
+      f'with --config.FIELD=value.{" " + purpose if purpose else ""}',
+      flag_values=flag_values, lock_config=True, sys_argv=list(argv))
 
 
 def _config_path(argv: Sequence[str]) -> pathlib.Path | None:

@@ -101,18 +101,18 @@ def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collection
   try:
     layout = tiling.layout_for(in_hw, out_hw, sampler)
   except ValueError as e:
-    raise ValueError(f'{e}; pass a larger --tile-size.') from e
+    raise ValueError(f'{e}; pass a larger --tile_size.') from e
   if layout is None:
     if out_h * out_w > max_pixels:
-      fix = (f'enable tiling with --tile-size {math.isqrt(max_pixels)}' if not tile_size else
-             f'pass --tile-size {math.isqrt(max_pixels)} or less')
+      fix = (f'enable tiling with --tile_size={math.isqrt(max_pixels)}' if not tile_size else
+             f'pass --tile_size={math.isqrt(max_pixels)} or less')
       raise ValueError(f'output {out_w}x{out_h} ({out_h * out_w} pixels) exceeds the budget of '
-                       f'{max_pixels} pixels per network call; {fix}, or raise --max-pixels.')
+                       f'{max_pixels} pixels per network call; {fix}, or raise --max_pixels.')
     return None
   tile_h, tile_w = layout.tile_hw
   if tile_h * tile_w > max_pixels:
     if max(layout.tile_hw) <= tile_size:
-      fix = f'pass --tile-size {math.isqrt(max_pixels)} or less'
+      fix = f'pass --tile_size={math.isqrt(max_pixels)} or less'
     else:
       units = [o // math.gcd(o, i) for o, i in zip(out_hw, in_hw)]
       fix = (f'tile edges must fall on input pixel edges, every {units[1]}x{units[0]} output '
@@ -120,7 +120,7 @@ def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collection
              'whose sides share more factors with the input (an integer --scale always tiles)')
     raise ValueError(f'tiles of {tile_w}x{tile_h} pixels for the {out_w}x{out_h} output exceed '
                      f'the budget of {max_pixels} pixels per network call; {fix}, or raise '
-                     '--max-pixels.')
+                     '--max_pixels.')
   return layout
 
 

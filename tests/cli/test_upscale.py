@@ -98,7 +98,7 @@ def test_gray_content_gives_gray_output_in_the_files_mode(setup, tmp_path):
 
 
 def test_scale_7_3_of_one_pixel_with_two_samples(setup, tmp_path):
-  status, out = _upscale(setup, tmp_path, ['dot.png'], '--scale', '7.3', '--num-samples', '2',
+  status, out = _upscale(setup, tmp_path, ['dot.png'], '--scale', '7.3', '--num_samples', '2',
                          '--seed', '3')
   assert status == 0
   first, second = (np.asarray(Image.open(out / f'dot_x7.3_s{k}.png')) for k in (0, 1))
@@ -129,26 +129,26 @@ def test_scale_below_one_fails_before_loading(setup, tmp_path, capsys):
 
 
 def test_budget_without_tiling_is_refused_then_tiling_fits_it(setup, tmp_path, capsys):
-  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile-size', '0',
-                       '--max-pixels', '100')
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile_size', '0',
+                       '--max_pixels', '100')
   assert status == 1
   line = _error_line(capsys.readouterr().err, 'gray.png')
   assert 'output 16x16 (256 pixels) exceeds the budget of 100 pixels' in line
-  assert 'enable tiling with --tile-size 10' in line
-  status, out = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile-size', '8',
-                         '--max-pixels', '100')
+  assert 'enable tiling with --tile_size=10' in line
+  status, out = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile_size', '8',
+                         '--max_pixels', '100')
   assert status == 0 and _size_mode(out / 'gray_x2.png') == ((16, 16), 'L')
 
 
 def test_tiles_that_cannot_fit_name_the_fix(setup, tmp_path, capsys):
   status, _ = _upscale(setup, tmp_path, ['dot.png', 'gray.png'], '--scale', '7.3',
-                       '--tile-size', '4', '--max-pixels', '16')
+                       '--tile_size', '4', '--max_pixels', '16')
   assert status == 1
   err = capsys.readouterr().err
   # 1 -> 7 pixels: tiles must be whole multiples of 7 output pixels.
   assert 'an integer --scale always tiles' in _error_line(err, 'dot.png')
   # 8 -> 58 pixels: tiles of 4 are too small for the overlap of 4.
-  assert 'pass a larger --tile-size' in _error_line(err, 'gray.png')
+  assert 'pass a larger --tile_size' in _error_line(err, 'gray.png')
 
 
 def test_checkpoint_config_mismatch(setup, tmp_path, capsys):

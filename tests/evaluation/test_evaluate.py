@@ -89,7 +89,7 @@ def test_cli_raw_params_one_scale(run_dir, tmp_path, capsys):
   config_path, checkpoint = run_dir
   out = tmp_path / 'cli'
   status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
-                    '--output', str(out), '--scales', '2', '--num-samples', '1',
+                    '--output', str(out), '--scales', '2', '--num_samples', '1',
                     '--params', 'raw', '--steps', '2'])
   assert status == 0
   table = capsys.readouterr().out

@@ -35,7 +35,7 @@ def fixture_config_file(reference_npz, tmp_path_factory):
 @pytest.fixture(scope='module')
 def converted(reference_npz, fixture_config_file, tmp_path_factory):
   out = tmp_path_factory.mktemp('ckpt') / 'converted'
-  assert cli.run(['convert', '--torch-checkpoint', str(reference_npz), '--config',
+  assert cli.run(['convert', '--torch_checkpoint', str(reference_npz), '--config',
                   str(fixture_config_file), '--output', str(out)]) == 0
   return out
 
@@ -58,14 +58,14 @@ def test_convert_then_restore_gives_the_official_weights(reference_npz, converte
 
 def test_convert_errors_are_one_line_messages(reference_npz, fixture_config_file, converted,
                                               tmp_path, capsys):
-  assert cli.run(['convert', '--torch-checkpoint', str(reference_npz), '--config',
+  assert cli.run(['convert', '--torch_checkpoint', str(reference_npz), '--config',
                   str(fixture_config_file), '--output', str(converted)]) == 2
   assert 'is not empty' in capsys.readouterr().err
   missing = tmp_path / 'missing.pth'
-  assert cli.run(['convert', '--torch-checkpoint', str(missing), '--config',
+  assert cli.run(['convert', '--torch_checkpoint', str(missing), '--config',
                   str(fixture_config_file), '--output', str(tmp_path / 'o1')]) == 2
   assert 'does not exist' in capsys.readouterr().err
-  assert cli.run(['convert', '--torch-checkpoint', str(reference_npz), '--config',
+  assert cli.run(['convert', '--torch_checkpoint', str(reference_npz), '--config',
                   str(tmp_path / 'nope.py'), '--output', str(tmp_path / 'o2')]) == 2
   assert 'config file' in capsys.readouterr().err
 

@@ -44,25 +44,25 @@ def _train(workdir: pathlib.Path, processes: int, devices: int, env: dict[str, s
   """`python -m idm_jax.main` on `processes` processes of `devices` CPU devices; their logs."""
   command = [sys.executable, '-m', 'idm_jax.main', f'--config={CONFIG}', f'--workdir={workdir}',
              f'--config.train.num_steps={STEPS}', f'--config.mesh.data={processes * devices}']
-  return _run_job(command, '_', processes, devices, env)
+  return _run_job(command, processes, devices, env)
 
 
-def _run_job(command: list[str], sep: str, processes: int, devices: int,
+def _run_job(command: list[str], processes: int, devices: int,
              env: dict[str, str]) -> list[str]:
   """`command` as `processes` processes of `devices` CPU devices, joined by the coordinator
-  flags (words separated by `sep`: main's absl flags or the CLI's); their logs.
+  flags; their logs.
 
   Every process is killed (with its process group) if the job overruns or a test fails.
   """
   env = {**env, 'JAX_PLATFORMS': 'cpu', 'JAX_CPU_COLLECTIVES_IMPLEMENTATION': 'gloo',
          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
   if processes > 1:
-    command = [*command, f'--coordinator{sep}address=127.0.0.1:{_free_port()}',
-               f'--num{sep}processes={processes}']
+    command = [*command, f'--coordinator_address=127.0.0.1:{_free_port()}',
+               f'--num_processes={processes}']
   procs = []
   try:
     for i in range(processes):
-      flags = [f'--process{sep}id={i}'] if processes > 1 else []
+      flags = [f'--process_id={i}'] if processes > 1 else []
       procs.append(subprocess.Popen(command + flags, cwd=REPO, env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True))
@@ -119,7 +119,7 @@ def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env):
   # `idm-jax evaluate` of that checkpoint on two processes, and here on one device.
   _run_job([sys.executable, '-m', 'idm_jax.cli.main', 'evaluate', '--config', CONFIG,
             '--checkpoint', str(two / 'checkpoints'), '--output', str(two / 'eval'),
-            '--config.mesh.data=4'], '-', 2, 2, subprocess_env)
+            '--config.mesh.data=4'], 2, 2, subprocess_env)
   got = json.loads((two / 'eval' / 'metrics.json').read_text())
   reference = evaluator.evaluate_checkpoint(config, two / 'checkpoints')
   expected = reference.report
