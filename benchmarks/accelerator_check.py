@@ -1,6 +1,6 @@
 r"""Every accelerator figure in one run of at most 6 minutes on one H100/H200 with a cold cache.
 
-  benchmarks/accelerator_check.sh [--cpu-smoke] [--output FILE] [--only STAGE,...]
+  benchmarks/accelerator_check.sh [--cpu_smoke] [--output FILE] [--only STAGE,...]
 
 Each stage of `accelerator_stage.py` runs in its own process with its own time limit, inside the
 run's deadline; this parent never imports jax, so a stage that hangs or crashes costs only its
@@ -17,7 +17,7 @@ per device in bfloat16 then float32 (the seconds of each build phase, median of 
 memory plan and the device's peak, MFU against the measured bf16 peak, and an audit of the
 optimised program: CPU-path tensors, conditionals, convolutions by type).
 
---cpu-smoke runs every stage on the training tests' micro model and one parity case: it checks
+--cpu_smoke runs every stage on the training tests' micro model and one parity case: it checks
 the script on any machine (the suite runs it), not the speed. Exit status 1 when parity fails,
 a stage fails or runs out of time, or CPU-path code is in an accelerator's program.
 """
@@ -47,11 +47,11 @@ TARGETS = {'train_bf16_over_official': 0.5, 'train_f32_over_official': 0.7,
 def run_stage(name: str, limit_s: float, args: argparse.Namespace) -> dict:
   """One stage in a child process; its JSON line, or what went wrong."""
   command = [sys.executable, str(HERE / 'accelerator_stage.py'), name,
-             f'--limit-s={limit_s}', f'--fixture={args.fixture}']
+             f'--limit_s={limit_s}', f'--fixture={args.fixture}']
   if args.cpu_smoke:
-    command.append('--cpu-smoke')
+    command.append('--cpu_smoke')
   if name.startswith('train') and args.peak_tflops:
-    command.append(f'--peak-tflops={args.peak_tflops}')
+    command.append(f'--peak_tflops={args.peak_tflops}')
   start = time.perf_counter()
   try:
     child = subprocess.run(command, capture_output=True, text=True, timeout=limit_s + 10,
@@ -110,13 +110,13 @@ def summary(results: dict[str, dict], cpu_smoke: bool) -> dict:
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--cpu-smoke', action='store_true',
+  parser.add_argument('--cpu_smoke', action='store_true',
                       help="toy sizes on the training tests' micro model and one parity case")
   parser.add_argument('--output', help='append every JSON line here too')
   parser.add_argument('--only', help='comma-separated stages (default: all)')
   parser.add_argument('--fixture', default=str(HERE.parents[1] / 'shared' / 'reference'
                                                / 'idm_official_small.npz'))
-  parser.add_argument('--peak-tflops', type=float, default=0.0,
+  parser.add_argument('--peak_tflops', type=float, default=0.0,
                       help='bf16 peak for the train stages\' MFU (default: none; the summary '
                       'quotes the measured one)')
   args = parser.parse_args(argv)

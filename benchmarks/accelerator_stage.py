@@ -1,8 +1,8 @@
 r"""One stage of the accelerator check, run by `accelerator_check.py` in its own process.
 
-  python benchmarks/accelerator_stage.py STAGE [--cpu-smoke] [--fixture F] [--limit-s S]
+  python benchmarks/accelerator_stage.py STAGE [--cpu_smoke] [--fixture F] [--limit_s S]
 
-Prints one JSON line when the stage ends. `--limit-s`: a few seconds before it, every thread's
+Prints one JSON line when the stage ends. `--limit_s`: a few seconds before it, every thread's
 stack is printed to stderr and the process exits, so a stage that hangs (a compile, an autotuner)
 still says where it was. Needs jax, flax, optax, orbax-checkpoint, ml-collections, numpy, scipy,
 Pillow and etils (all but ml-collections on the GPU image): nothing here imports TensorFlow, clu
@@ -186,11 +186,11 @@ def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('stage', choices=list(STAGES))
-  parser.add_argument('--cpu-smoke', action='store_true')
+  parser.add_argument('--cpu_smoke', action='store_true')
   parser.add_argument('--fixture', required=True, help='official-network fixture (.npz)')
-  parser.add_argument('--peak-tflops', type=float, default=0.0,
+  parser.add_argument('--peak_tflops', type=float, default=0.0,
                       help='for the train stages: the device peak MFU is quoted against')
-  parser.add_argument('--limit-s', type=float, default=0.0)
+  parser.add_argument('--limit_s', type=float, default=0.0)
   args = parser.parse_args(argv)
   host_memory.keep_freed_memory()
   compilation_cache.enable()

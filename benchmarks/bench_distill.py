@@ -14,7 +14,7 @@ called in rounds of one call per method), divided by their number.
 
   python benchmarks/bench_distill.py --teacher runs/demo/checkpoints \
       --student student=runs/demo_distill/checkpoints [--student NAME=WORKDIR/checkpoints ...] \
-      [--teacher-config configs/demo.py] [--steps 1,2,3,4]
+      [--teacher_config configs/demo.py] [--steps 1,2,3,4]
 
 Prints one JSON object: per scale and method the mean metrics and seconds per image, and rows.
 """
@@ -74,7 +74,7 @@ def main() -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--teacher', required=True)
   parser.add_argument('--student', action='append', required=True, help='NAME=CHECKPOINT_DIR')
-  parser.add_argument('--teacher-config', default='configs/demo.py')
+  parser.add_argument('--teacher_config', default='configs/demo.py')
   parser.add_argument('--scales', default=','.join(LR_SIDES), help='of ' + ','.join(LR_SIDES))
   parser.add_argument('--steps', default='1,2,3,4', help="the students' network evaluations")
   parser.add_argument('--repeats', type=int, default=5,

@@ -4,7 +4,7 @@ Every sampler runs the same compiled step (only its coefficient table differs), 
 steps costs `fixed + S * per_step`. Short runs are timed (compilation excluded) and long ones
 extrapolated from that fit; the JSON says which. Weights are seeded random: timings do not depend
 on their values. Usage: python benchmarks/bench_sampling.py [--quick]
-[--config CONFIG --lr 16 --hr 128 --memory-sizes 512,1024] (the suite passes a toy config).
+[--config CONFIG --lr 16 --hr 128 --memory_sizes 512,1024] (the suite passes a toy config).
 """
 import argparse
 import json
@@ -164,7 +164,7 @@ def main():
                       "face model)")
   parser.add_argument('--lr', type=int, default=LR_HW[0], help='LR side')
   parser.add_argument('--hr', type=int, default=OUT_HW[0], help='output side')
-  parser.add_argument('--memory-sizes', default='512,1024',
+  parser.add_argument('--memory_sizes', default='512,1024',
                       help='output sides of the memory plans (at the model\'s max scale)')
   args = parser.parse_args()
   malloc_tuned = host_memory.keep_freed_memory()

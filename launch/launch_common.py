@@ -1,4 +1,4 @@
-"""What every launcher does with its command: print it (`--dry-run`) or replace itself with it."""
+"""What every launcher does with its command: print it (`--dry_run`) or replace itself with it."""
 import os
 import shlex
 import sys

@@ -2,13 +2,13 @@
 r"""Runs idm_jax training on one host with all its GPUs in one process.
 
   python launch/single_host.py --config=configs/X.py --workdir=DIR \
-      [--gpus=0,1,2,3] [--dry-run] [-- --config.FIELD=VALUE ...]
+      [--gpus=0,1,2,3] [--dry_run] [-- --config.FIELD=VALUE ...]
 
 One process drives every visible GPU (all of them, or `--gpus`, which sets
 CUDA_VISIBLE_DEVICES; otherwise the caller's CUDA_VISIBLE_DEVICES is kept).
 Adds `--xla_gpu_enable_latency_hiding_scheduler=true` to XLA_FLAGS, which
 JAX's GPU performance tips recommend: it overlaps the gradient all-reduce with
-compute (`--no-xla-flags` to leave XLA_FLAGS alone). `--dry-run` prints the
+compute (`--no_xla_flags` to leave XLA_FLAGS alone). `--dry_run` prints the
 command instead of running it.
 """
 
@@ -27,10 +27,10 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--config", required=True)
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--gpus", help="GPU ids to use, e.g. 0,1,2,3")
-  parser.add_argument("--no-xla-flags", action="store_true",
+  parser.add_argument("--no_xla_flags", action="store_true",
                       help="do not add the GPU performance flags")
   parser.add_argument("--python", default=sys.executable)
-  parser.add_argument("--dry-run", action="store_true",
+  parser.add_argument("--dry_run", action="store_true",
                       help="print the command and exit")
   parser.add_argument("overrides", nargs="*",
                       help="after --: flags for idm_jax.main")

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 r"""Submits idm_jax training as a multi-node SLURM GPU job.
 
-  python launch/slurm.py --nodes=2 --gpus-per-node=8 --config=configs/X.py \
-      --workdir=/shared/DIR [--partition=P] [--time=1-00:00:00] [--dry-run] \
+  python launch/slurm.py --nodes=2 --gpus_per_node=8 --config=configs/X.py \
+      --workdir=/shared/DIR [--partition=P] [--time=1-00:00:00] [--dry_run] \
       [-- --config.FIELD=VALUE ...]
 
 Submits `launch/slurm_job.sbatch` with one task per GPU (`--ntasks-per-node`
 = GPUs per node, `--gpus-per-task=1`), run from the repository root with this
 python; the job script `srun`s `python -m idm_jax.main` once per task, and
-`jax.distributed.initialize()` reads SLURM's environment. `--dry-run` prints
+`jax.distributed.initialize()` reads SLURM's environment. `--dry_run` prints
 the sbatch command instead of running it.
 """
 
@@ -26,14 +26,14 @@ def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--nodes", type=int, default=1)
-  parser.add_argument("--gpus-per-node", type=int, default=8)
-  parser.add_argument("--cpus-per-task", type=int,
+  parser.add_argument("--gpus_per_node", type=int, default=8)
+  parser.add_argument("--cpus_per_task", type=int,
                       help="CPU cores per process (input pipeline workers)")
   parser.add_argument("--partition")
   parser.add_argument("--account")
   parser.add_argument("--time", help="time limit, e.g. 1-00:00:00")
-  parser.add_argument("--job-name", default="idm_jax")
-  parser.add_argument("--sbatch-arg", action="append", default=[],
+  parser.add_argument("--job_name", default="idm_jax")
+  parser.add_argument("--sbatch_arg", action="append", default=[],
                       help="extra sbatch option, repeatable")
   parser.add_argument("--python", default=sys.executable,
                       help="python on the compute nodes (default: this one)")
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="config file, relative to the repository root")
   parser.add_argument("--workdir", required=True,
                       help="a directory all nodes share")
-  parser.add_argument("--dry-run", action="store_true",
+  parser.add_argument("--dry_run", action="store_true",
                       help="print the command and exit")
   parser.add_argument("overrides", nargs="*",
                       help="after --: flags for idm_jax.main")
@@ -66,7 +66,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
   args = _parser().parse_args(argv)
   if args.nodes < 1 or args.gpus_per_node < 1:
-    sys.exit("--nodes and --gpus-per-node must be at least 1")
+    sys.exit("--nodes and --gpus_per_node must be at least 1")
   command = build_command(args)
   launch_common.execute(command, args.dry_run, "run this on a SLURM login node")
 

@@ -2,14 +2,14 @@
 r"""Starts idm_jax training on every worker of a Cloud TPU pod slice.
 
   python launch/tpu_pod.py --tpu=NAME --zone=ZONE --config=configs/X.py \
-      --workdir=gs://BUCKET/DIR [--dry-run] [-- --config.FIELD=VALUE ...]
+      --workdir=gs://BUCKET/DIR [--dry_run] [-- --config.FIELD=VALUE ...]
 
 Runs one `gcloud compute tpus tpu-vm ssh NAME --worker=all` whose command, on
-each worker: optionally fetches the code (`--git-url`), installs the pinned
+each worker: optionally fetches the code (`--git_url`), installs the pinned
 requirements with JAX's TPU extra, then runs `python3 -m idm_jax.main`. The
 workers find each other through `jax.distributed.initialize()`, which needs no
 arguments on Cloud TPU. The workdir must be shared by all workers (a GCS path).
-`--dry-run` prints the command instead of running it.
+`--dry_run` prints the command instead of running it.
 """
 
 import argparse
@@ -40,17 +40,17 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--config", required=True,
                       help="config file, relative to the code directory")
   parser.add_argument("--workdir", required=True, help="gs://... path")
-  parser.add_argument("--code-dir", default="idm_jax",
+  parser.add_argument("--code_dir", default="idm_jax",
                       help="repository on each worker, relative to its home")
-  parser.add_argument("--git-url",
+  parser.add_argument("--git_url",
                       help="clone (or update) the code from here first")
-  parser.add_argument("--git-ref", default="main",
-                      help="branch, tag or commit for --git-url")
+  parser.add_argument("--git_ref", default="main",
+                      help="branch, tag or commit for --git_url")
   parser.add_argument("--python", default="python3",
                       help="python on the workers")
-  parser.add_argument("--skip-install", action="store_true",
+  parser.add_argument("--skip_install", action="store_true",
                       help="do not pip install the requirements")
-  parser.add_argument("--dry-run", action="store_true",
+  parser.add_argument("--dry_run", action="store_true",
                       help="print the command and exit")
   parser.add_argument("overrides", nargs="*",
                       help="after --: flags for idm_jax.main")

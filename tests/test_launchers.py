@@ -25,7 +25,7 @@ def _launch(script, *args, env=None):
 
 def _dry_run(script, *args, env=None):
   """The printed command, split as a shell would."""
-  return shlex.split(_launch(script, *args, "--dry-run", "--", *OVERRIDES,
+  return shlex.split(_launch(script, *args, "--dry_run", "--", *OVERRIDES,
                              env=env))
 
 
@@ -64,7 +64,7 @@ TPU_ARGS = ("--tpu=idm-pod", "--zone=us-central2-b",
 
 def test_tpu_pod_runs_one_command_on_every_worker():
   argv = _dry_run("tpu_pod.py", *TPU_ARGS, "--project=proj",
-                  "--git-url=https://example.com/idm_jax.git", "--git-ref=v1")
+                  "--git_url=https://example.com/idm_jax.git", "--git_ref=v1")
   assert argv[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "idm-pod"]
   assert "--zone=us-central2-b" in argv and "--project=proj" in argv
   assert argv.count("--worker=all") == 1
@@ -84,8 +84,8 @@ def test_tpu_pod_runs_one_command_on_every_worker():
 
 
 def test_tpu_pod_minimal_command():
-  argv = _dry_run("tpu_pod.py", *TPU_ARGS, "--skip-install",
-                  "--code-dir=src/idm jax")
+  argv = _dry_run("tpu_pod.py", *TPU_ARGS, "--skip_install",
+                  "--code_dir=src/idm jax")
   assert not any(a.startswith("--project") for a in argv)
   remote = argv[-1].removeprefix("--command=")
   assert shlex.split(remote) == [
@@ -95,9 +95,9 @@ def test_tpu_pod_minimal_command():
 
 
 def test_slurm_one_task_per_gpu():
-  argv = _dry_run("slurm.py", "--nodes=4", "--gpus-per-node=4",
-                  "--partition=gpu", "--time=2:00:00", "--cpus-per-task=12",
-                  "--sbatch-arg=--qos=high", "--python=/opt/venv/bin/python",
+  argv = _dry_run("slurm.py", "--nodes=4", "--gpus_per_node=4",
+                  "--partition=gpu", "--time=2:00:00", "--cpus_per_task=12",
+                  "--sbatch_arg=--qos=high", "--python=/opt/venv/bin/python",
                   "--config=configs/df2k_x4.py", "--workdir=/shared/runs/x4")
   assert argv[0] == "sbatch"
   script = argv.index(str(LAUNCH / "slurm_job.sbatch"))
@@ -114,14 +114,14 @@ def test_slurm_one_task_per_gpu():
 def test_tpu_pod_refuses_a_local_workdir():
   result = subprocess.run(
       [sys.executable, str(LAUNCH / "tpu_pod.py"), "--tpu=t", "--zone=z",
-       "--config=c.py", "--workdir=runs/x", "--dry-run"], capture_output=True, text=True)
+       "--config=c.py", "--workdir=runs/x", "--dry_run"], capture_output=True, text=True)
   assert result.returncode == 2 and "--workdir=gs://BUCKET/DIR" in result.stderr
   assert "gcloud" not in result.stdout
 
 
 def test_slurm_rejects_zero_gpus():
   with pytest.raises(subprocess.CalledProcessError):
-    _launch("slurm.py", "--gpus-per-node=0", "--config=c.py", "--workdir=w")
+    _launch("slurm.py", "--gpus_per_node=0", "--config=c.py", "--workdir=w")
 
 
 def test_slurm_job_script_sruns_main(tmp_path):
@@ -153,7 +153,7 @@ def test_single_host_flags_and_devices():
       "python", "-m", "idm_jax.main", "--config=configs/demo.py",
       "--workdir=/tmp/run", *OVERRIDES]
   argv = _dry_run("single_host.py", "--config=configs/demo.py",
-                  "--workdir=/tmp/run", "--no-xla-flags", "--python=python")
+                  "--workdir=/tmp/run", "--no_xla_flags", "--python=python")
   assert argv == ["python", "-m", "idm_jax.main", "--config=configs/demo.py",
                   "--workdir=/tmp/run", *OVERRIDES]
 
@@ -169,7 +169,7 @@ def test_real_run_executes_the_dry_run_command(tmp_path, script, stub, args):
   env = _stub_env(tmp_path, stubs)
   if stub == "fake-python":
     args += (f"--python={stubs / stub}",)
-  expected = shlex.split(_launch(script, *args, "--dry-run", "--", *OVERRIDES,
+  expected = shlex.split(_launch(script, *args, "--dry_run", "--", *OVERRIDES,
                                  env=env))
   _launch(script, *args, "--", *OVERRIDES, env=env)
   call = _stub_call(tmp_path)

@@ -71,7 +71,7 @@ def test_accelerator_check_cpu_smoke_without_tensorflow_clu_or_grain(tmp_path, s
   env.update(PYTHON=str(wrapper), IDM_JAX_COMPILATION_CACHE=xla_cache_dir)
   output = tmp_path / 'check.jsonl'
   result = subprocess.run(
-      ['bash', str(BENCHMARKS / 'accelerator_check.sh'), '--cpu-smoke', f'--output={output}',
+      ['bash', str(BENCHMARKS / 'accelerator_check.sh'), '--cpu_smoke', f'--output={output}',
        f'--fixture={reference_npz}'], cwd=REPO, env=env, capture_output=True, text=True,
       timeout=1200)
   assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
@@ -107,7 +107,7 @@ def test_accelerator_check_reports_a_stage_that_hangs(tmp_path, monkeypatch, cap
       '  time.sleep(60)\n'
       'print(\'{"stage": "%s", "status": "ok"}\' % sys.argv[1])\n')
   monkeypatch.setattr(accelerator_check, 'HERE', tmp_path)
-  assert accelerator_check.main(['--only=versions,peaks', '--cpu-smoke']) == 1
+  assert accelerator_check.main(['--only=versions,peaks', '--cpu_smoke']) == 1
   lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
   assert lines[0]['stage'] == 'versions' and lines[0]['status'] == 'timeout'
   assert 'accelerator_stage.py", line 4' in lines[0]['stderr_tail']  # Where it was stuck.
@@ -182,7 +182,7 @@ def test_bench_heldout_and_bench_distill_on_a_micro_teacher_and_student(tmp_path
 
   distill = _run_benchmark(
       'bench_distill.py', f'--teacher={tmp_path}/teacher/checkpoints',
-      f'--student=micro={tmp_path}/student/checkpoints', f'--teacher-config={MICRO_CONFIG}',
+      f'--student=micro={tmp_path}/student/checkpoints', f'--teacher_config={MICRO_CONFIG}',
       '--scales=x2', '--steps=1', '--repeats=1', env=subprocess_env, cwd=REPO)
   means = distill['means']['x2']
   assert set(means) == {'teacher', 'micro/teacher', 'micro/1', 'bicubic'}
@@ -196,7 +196,7 @@ def test_bench_heldout_and_bench_distill_on_a_micro_teacher_and_student(tmp_path
 
 def test_bench_sampling_tables_and_memory_plans(tmp_path, subprocess_env):
   report = _run_benchmark('bench_sampling.py', f'--config={MICRO_CONFIG}', '--lr=8', '--hr=16',
-                          '--quick', '--memory-sizes=64', env=subprocess_env, cwd=tmp_path)
+                          '--quick', '--memory_sizes=64', env=subprocess_env, cwd=tmp_path)
   table = report['batch_1']
   assert {run['steps'] for run in table['timed_runs']} == {4, 20}
   assert table['dpm_solver++_20']['how'] == 'measured'
