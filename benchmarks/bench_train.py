@@ -1,11 +1,12 @@
 r"""Train-step time of the official face model (99.8M parameters) at batch 4, LR 16 -> HR 128.
 
 The target is at most 0.7x the official PyTorch step timed on the same machine in the same
-session (`--official_s`; 14.8 s on the 2-core Zen 3 the README names). Reports the seconds of each phase of building the step (initialiser, dropout streams,
-trace, lower, compile, FLOP count, first call), the median of `--steps` steps after that (each
-timed to completion), XLA's memory plan and the device's peak, and the FLOPs of one step (the
-model's, with direct convolutions, counted from the traced program, and XLA's count of the
-executed ones: fewer on CPU, where Winograd's algorithm runs); with `--peak_tflops` (the
+session (`--official_s`; 14.8 s on the 2-core Zen 3 the README names). Reports the seconds of
+each phase of building the step (initialiser, trace, lower, compile, FLOP count, first call),
+the median of `--steps` steps after that (each timed to completion), XLA's memory plan and the
+device's peak, and the FLOPs of one step (the model's, with direct convolutions, counted from
+the traced program, and XLA's count of the executed ones: fewer on CPU, where Winograd's
+algorithm runs); with `--peak_tflops` (the
 device's peak for the compute dtype) also the model FLOP utilisation.
 
   python benchmarks/bench_train.py [--batch 4] [--steps 5] [--compute_dtype bfloat16]

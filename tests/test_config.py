@@ -103,21 +103,23 @@ def test_loader_errors_name_the_problem(monkeypatch, spec, overrides, match):
 
 
 def _parse(module, argv):
-  """(flag values, positional arguments) of `idm-jax COMMAND argv...`."""
+  """(flag values, positional arguments) of `idm-jax COMMAND argv...`, as `cli.run` parses."""
   fv = flags.FlagValues()
-  program = ['idm-jax', *argv]
+  program = ['idm-jax', *cli.overrides_last(argv)]
   module.define_flags(fv, program)
   return fv, loading.parse(fv, program)[1:]
 
 
 def test_flags_overrides_and_inputs_mix_in_any_order(monkeypatch):
   monkeypatch.chdir(REPO)
-  fv, inputs = _parse(upscale, ['a.png', '--config', 'configs/demo.py', '--scale=2',
-                                '--config.eval.num_images', '4', 'b.png', '--checkpoint', 'c',
-                                '--steps=3', '--sampler', 'ddim'])
+  # An override before --config, and a boolean one with its value after a space.
+  fv, inputs = _parse(upscale, ['--config.sampler.clip_x0', 'false', 'a.png', '--config',
+                                'configs/demo.py', '--scale=2', '--config.eval.num_images', '4',
+                                'b.png', '--checkpoint', 'c', '--steps=3', '--sampler', 'ddim'])
   config = flag_groups.config(fv)
   assert inputs == ['a.png', 'b.png'] and fv.scale == 2.0 and fv.checkpoint == 'c'
   assert (config.eval.num_images, config.sampler.steps, config.sampler.name) == (4, 3, 'ddim')
+  assert config.sampler.clip_x0 is False
 
 
 def test_distill_teacher_flag_is_the_config_field(monkeypatch):
@@ -128,6 +130,15 @@ def test_distill_teacher_flag_is_the_config_field(monkeypatch):
   fv, _ = _parse(train_main, ['--config=configs/demo_distill.py', '--workdir=w',
                               '--config.distill.teacher=runs/b'])
   assert train_main.experiment_config(fv).distill.teacher == 'runs/b'
+
+
+def test_a_training_failure_keeps_its_traceback(tmp_path):
+  """Past flags and config, an error is the run's: raised (a traceback, exit status 1), not
+  turned into one line."""
+  with pytest.raises(FileNotFoundError):
+    cli.run(['train', f'--config={REPO}/configs/demo.py', f'--workdir={tmp_path}',
+             '--config.data.source=folder', f'--config.data.path={tmp_path}/nowhere',
+             f'--config.data.eval.path={tmp_path}/nowhere'])
 
 
 def test_flag_errors_are_one_line_and_name_the_flag(capsys):

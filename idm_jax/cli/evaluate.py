@@ -19,6 +19,9 @@ from idm_jax.evaluation import evaluator
 from idm_jax.evaluation import report
 
 
+INPUT_ERRORS = flag_groups.INPUT_ERRORS
+LOGS_PROGRESS = False  # Its own lines say how far it is.
+
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flag_groups.define_config(fv, argv)
   flag_groups.define_checkpoint(fv)
@@ -38,12 +41,12 @@ def _scales(values: list[str]) -> tuple[float, ...]:
   try:
     return tuple(float(s) for s in values)
   except ValueError:
-    raise ValueError(f'--scales={",".join(values)}: give scales as 2,3,4.5') from None
+    raise flag_groups.UsageError(f'--scales={",".join(values)}: give scales as 2,3,4.5') from None
 
 
 def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
   if args:
-    raise ValueError(f'unexpected arguments {list(args)}; the inputs are the config\'s '
+    raise flag_groups.UsageError(f'unexpected arguments {list(args)}; the inputs are the config\'s '
                      'validation images.')
   if fv.scales is not None:
     fv.config.eval.scales = _scales(fv.scales)

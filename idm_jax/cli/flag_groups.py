@@ -15,6 +15,12 @@ from idm_jax.config import diffusion as diffusion_config
 from idm_jax.config import loading
 
 CHECKPOINT_HELP = "Orbax checkpoint folder: a run's checkpoints/ or `idm-jax convert` output."
+# What a command that reads files reports as one line naming the fix (exit status 2).
+INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError, ImportError)
+
+
+class UsageError(ValueError):
+  """A command line that cannot be run: the message names the fix."""
 
 
 def define_config(fv: flags.FlagValues, argv: Sequence[str], purpose: str = '') -> None:

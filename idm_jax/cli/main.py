@@ -11,6 +11,7 @@ reads its config as training does: `--config=path.py[:arg]` and any number of
 `--config.FIELD=value` overrides (e.g. --config.sampler.steps=10), validated before anything
 runs. `idm-jax COMMAND --help` lists a command's flags; `--flagfile=FILE` reads flags from a file.
 """
+import faulthandler
 import importlib
 import sys
 from collections.abc import Sequence
@@ -20,10 +21,13 @@ from absl import logging
 
 from idm_jax import compilation_cache
 from idm_jax import host_memory
+from idm_jax.cli import flag_groups
 from idm_jax.config import loading
 
-# Command -> (module with `define_flags(flag_values, argv)` and `run(flag_values, args) -> int`,
-# what it does). `python -m idm_jax.main` is `train`; `distill` is `train` with --teacher.
+# Command -> (its module, what it does). A module has `define_flags(flag_values, argv)`,
+# `run(flag_values, args) -> int`, INPUT_ERRORS (exceptions reported as one line, exit status 2)
+# and LOGS_PROGRESS (absl's INFO lines on stderr, as under `app.run`). `python -m idm_jax.main`
+# is `train`; `distill` is `train` with --teacher.
 COMMANDS = {
     'train': ('idm_jax.main', 'train (and validate) from a config; --mode=eval evaluates'),
     'distill': ('idm_jax.main', 'distil a checkpoint into a few-step student: train with '
@@ -38,6 +42,20 @@ _HELP = ('-h', '--help', '--helpfull', '--helpshort')
 def _usage() -> str:
   commands = '\n'.join(f'  {name:<9} {text}' for name, (_, text) in COMMANDS.items())
   return f'{__doc__}\ncommands:\n{commands}\n'
+
+
+def overrides_last(args: Sequence[str]) -> list[str]:
+  """`args` with the `--config.FIELD value` overrides moved after everything else and written
+  `--config.FIELD=value`: config_flags reads them only after --config, and absl would leave
+  the value of a boolean field as a positional argument."""
+  overrides, rest = [], []
+  items = iter(args)
+  for arg in items:
+    if arg.startswith(loading.OVERRIDE_PREFIX):
+      overrides.append(arg if '=' in arg else f'{arg}={next(items, "")}')
+    else:
+      rest.append(arg)
+  return rest + overrides
 
 
 def _log_as_absl_app_run() -> None:
@@ -63,17 +81,20 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 2
   # Only the chosen command's module is imported: each pulls in its own dependencies.
   module = importlib.import_module(COMMANDS[command][0])
-  program = [f'idm-jax {command}', *args]
+  program = [f'idm-jax {command}', *overrides_last(args)]
   fv = flags.FlagValues()
   module.define_flags(fv, program)
   if any(arg in _HELP for arg in args):
     print(f'{module.__doc__}\nflags:\n{fv.get_help(include_special_flags=False)}')
     return 0
-  _log_as_absl_app_run()
+  if sys.__stderr__ is not None and not faulthandler.is_enabled():
+    faulthandler.enable(sys.__stderr__)  # A crash in native code still leaves a Python stack.
+  if module.LOGS_PROGRESS:
+    _log_as_absl_app_run()
   try:
     return module.run(fv, loading.parse(fv, program)[1:])
-  except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
-    print(f'idm-jax {command}: error: {e}', file=sys.stderr)
+  except (loading.ConfigError, flag_groups.UsageError, *module.INPUT_ERRORS) as e:
+    print(f'idm-jax {command}: error: {" ".join(str(e).split())}', file=sys.stderr)
     return 2
 
 

@@ -22,6 +22,9 @@ from idm_jax.inference import sampler as inference_sampler
 from idm_jax.inference import upscaler
 
 
+INPUT_ERRORS = flag_groups.INPUT_ERRORS
+LOGS_PROGRESS = False  # Its own lines say how far it is.
+
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flag_groups.define_config(fv, argv, 'The config the checkpoint was trained with.')
   flag_groups.define_checkpoint(fv)
@@ -38,8 +41,9 @@ def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
                        "never tile; default: the config's sampler.tile_size.", lower_bound=0,
                        flag_values=fv)
   flags.DEFINE_integer('max_pixels', None, 'Most output pixels one network call may see (the '
-                       'samples of one input, whole or one tile each); default: the square of '
-                       "the larger of --tile_size and the config's sampler.tile_size.",
+                       'samples of one input, whole or one tile each, times sampler.mean_of); '
+                       "default: the square of the larger of --tile_size and the config's "
+                       'sampler.tile_size (none if both are 0).',
                        lower_bound=1, flag_values=fv)
   flag_groups.define_sampler(fv)
 
@@ -51,9 +55,9 @@ def _size(text: str | None) -> tuple[int, int] | None:
   try:
     width, height = (int(v) for v in text.lower().split('x'))
   except ValueError:
-    raise ValueError(f'--size={text}: give the size as WIDTHxHEIGHT, e.g. 640x480') from None
+    raise flag_groups.UsageError(f'--size={text}: give the size as WIDTHxHEIGHT, e.g. 640x480') from None
   if width < 1 or height < 1:
-    raise ValueError(f'--size={text}: width and height must be positive')
+    raise flag_groups.UsageError(f'--size={text}: width and height must be positive')
   return width, height
 
 
@@ -66,14 +70,13 @@ def _output_name(stem: str, fv: flags.FlagValues, size_wh: tuple[int, int] | Non
 
 def run(fv: flags.FlagValues, inputs: Sequence[str]) -> int:
   if not inputs:
-    raise ValueError('no input images: name png, jpg, webp or bmp files before or after the '
+    raise flag_groups.UsageError('no input images: name png, jpg, webp or bmp files before or after the '
                      'flags.')
   size_wh = _size(fv.size)
   if fv.scale is not None:
     upscaler.check_scale(fv.scale)  # Before loading the model: it fails every input alike.
-  max_pixels = fv.max_pixels
-  if max_pixels is None:
-    max_pixels = max(fv.config.sampler.tile_size, fv.tile_size or 0) ** 2
+  # Default: the square of the larger tile size; none at all (never tiling): no budget.
+  max_pixels = fv.max_pixels or max(fv.config.sampler.tile_size, fv.tile_size or 0) ** 2 or None
   if fv.tile_size is not None:
     fv.config.sampler.tile_size = fv.tile_size
   config = flag_groups.config(fv)
@@ -82,7 +85,10 @@ def run(fv: flags.FlagValues, inputs: Sequence[str]) -> int:
   output = paths.resolve(fv.output)
   print(f'checkpoint step {step} ({fv.params} parameters), {sampler.settings.name} with '
         f'{sampler.steps} steps, on {jax.local_devices()[0].platform}', file=sys.stderr)
-  keys = [jax.random.fold_in(jax.random.key(fv.seed), k) for k in range(fv.num_samples)]
+  # Sample k's noise: the key that `sampling.sample` gives a batch of one from
+  # fold_in(key(seed), k), so an output does not depend on the others.
+  keys = [jax.random.split(jax.random.fold_in(jax.random.key(fv.seed), k), 1)[0]
+          for k in range(fv.num_samples)]
   failed, written = 0, set()
   bar = tqdm.tqdm(inputs, unit='image', disable=None)
   for path in bar:
@@ -102,7 +108,7 @@ def run(fv: flags.FlagValues, inputs: Sequence[str]) -> int:
       bar.set_postfix_str(f'{name} -> {out_hw[1]}x{out_hw[0]}{tiles}, {fv.num_samples} '
                           f'sample(s), {sampler.steps} steps')
       start = time.perf_counter()
-      for target, result in zip(targets, upscaler.upscale(sampler, image, out_hw, keys,
+      for target, result in zip(targets, upscaler.upscale(sampler, image, out_hw, layout, keys,
                                                           max_pixels)):
         written.add(image_io.save_png(target, result))
         tqdm.tqdm.write(f'{path} -> {target} ({out_hw[1]}x{out_hw[0]}, '

@@ -209,9 +209,10 @@ def student_loss(student: Net, lr: jax.Array, p: jax.Array, targets: Targets,
   return objective.pixel_loss(recip * x - recipm1 * out - tile(final), loss_type)
 
 
-def distill_loss(student, teacher, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
+def distill_loss(student: Net, teacher, lr: jax.Array, out_hw: tuple[int, int], p: jax.Array,
                  key: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """The loss of one batch: teacher and student are IDM networks (`condition` / `denoise`).
+  """The loss of one batch: `student` is called as a `Net` (the train step binds its dropout
+  key), `teacher` is an IDM network in eval mode (`condition` / `denoise`).
 
   The teacher conditions on the LR input once for its S steps; the noise is drawn per example
   from split(key), so a row's targets do not depend on the batch it is in.

@@ -68,8 +68,8 @@ def plan_tiles(lr_hw: tuple[int, int], out_hw: tuple[int, int], tile_size: int, 
 
 def layout_for(lr_hw: tuple[int, int], out_hw: tuple[int, int],
                sampler: ml_collections.ConfigDict, tiled: bool | None = None) -> TileLayout | None:
-  """The one tiling decision (None: untiled). Tiles when `tiled`, or when it is None, when a
-  side of the output exceeds `sampler.tile_size`; `tile_size` 0 never tiles unless asked."""
+  """The one tiling decision (None: untiled). Tiles when `tiled`; when it is None, when
+  `sampler.tile_size` > 0 and a side of the output exceeds it (0: never)."""
   if tiled is None:
     tiled = bool(sampler.tile_size) and max(out_hw) > sampler.tile_size
   if not tiled:

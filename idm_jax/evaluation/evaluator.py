@@ -157,7 +157,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint_dir: str |
                         use_ema: bool = True) -> Result:
   """Restores a checkpoint's (EMA) parameters replicated over the config's mesh; evaluates."""
   mesh = mesh_lib.make_mesh(config.mesh)
-  sampler, step = inference_sampler.Sampler.from_checkpoint(config, checkpoint_dir,
-                                                            use_ema=use_ema, mesh=mesh)
-  return Evaluator(config, mesh).run(sampler.model, checkpoint=os.fspath(checkpoint_dir),
-                                     step=step, params='ema' if use_ema else 'raw')
+  model, step = inference_sampler.load_model(config.model, checkpoint_dir, use_ema=use_ema,
+                                             sharding=mesh_lib.replicated(mesh),
+                                             sampler_name=config.sampler.name)
+  return Evaluator(config, mesh).run(model, checkpoint=os.fspath(checkpoint_dir), step=step,
+                                     params='ema' if use_ema else 'raw')

@@ -29,15 +29,18 @@ class Call(NamedTuple):
 
 def calls(requests: Sequence[Request], max_batch: int, multiple: int = 1) -> Iterator[Call]:
   """The calls answering `requests`: grouped by (LR size, output size), in order of first
-  appearance, each of B rows, B a multiple of `multiple` (the devices the batch is split over)
-  and at most max(max_batch, multiple), but no larger than the group needs."""
+  appearance; a group's calls have B rows each, B a multiple of `multiple` (the devices the
+  batch is split over), as few calls as B <= max(max_batch, multiple) allows, and B as small as
+  that number of calls allows (5 requests with room for 4: two calls of 3, not 4 + 4)."""
   if max_batch < 1:
     raise ValueError(f'max_batch = {max_batch}: pass at least 1.')
   groups: dict[tuple, list[int]] = {}
   for i, request in enumerate(requests):
     groups.setdefault((request.lr.shape, tuple(request.out_hw)), []).append(i)
   for (_, out_hw), members in groups.items():
-    batch = min(-(-len(members) // multiple), max(1, max_batch // multiple)) * multiple
+    largest = max(1, max_batch // multiple) * multiple
+    num_calls = -(-len(members) // largest)
+    batch = -(-len(members) // (num_calls * multiple)) * multiple
     for start in range(0, len(members), batch):
       part = members[start:start + batch]
       rows = [requests[i] for i in part + [part[-1]] * (batch - len(part))]

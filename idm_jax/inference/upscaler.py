@@ -11,10 +11,11 @@
   * Output size: `--scale s` gives floor(s * side + 0.5) per side (round half up), `--size WxH`
     exactly that. Every side must be at least the input's: IDM only upsamples. The network's
     scale input is the geometric mean of the two real side ratios (`output_scale`).
-  * Memory: one network call sees at most `max_pixels` output pixels: the samples of an input
-    are batched into calls that fit, and an output is tiled when a side exceeds
-    `sampler.tile_size` (`tiling.layout_for`); an output or tile beyond the budget is refused
-    with the fix, before any sampling.
+  * Memory: one network call sees at most `max_pixels` output pixels (counting the
+    `sampler.mean_of` draws of each sample): the samples of an input are batched into calls
+    that fit, and an output is tiled when a side exceeds `sampler.tile_size`
+    (`tiling.layout_for`); an output or tile beyond the budget is refused with the fix, before
+    any sampling.
 """
 import dataclasses
 import math
@@ -94,51 +95,59 @@ def output_size(in_hw: tuple[int, int], *, scale: float | None = None,
 
 
 def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collections.ConfigDict,
-         max_pixels: int) -> tiling.TileLayout | None:
+         max_pixels: int | None) -> tiling.TileLayout | None:
   """The tiles of an output (None: untiled), as sampling will use them, checked against the
-  budget of `max_pixels`: ValueError naming the fix when one network call would see more."""
-  (out_h, out_w), tile_size = out_hw, sampler.tile_size
+  budget of `max_pixels` (None: none): ValueError naming the fix when the call of one sample,
+  which sees `sampler.mean_of` draws of the output or of one tile, would see more."""
+  (out_h, out_w), tile_size, draws = out_hw, sampler.tile_size, sampler.mean_of
   try:
     layout = tiling.layout_for(in_hw, out_hw, sampler)
   except ValueError as e:
     raise ValueError(f'{e}; pass a larger --tile_size.') from e
+  if max_pixels is None:
+    return layout
+  side = math.isqrt(max_pixels // draws)
+  times = f' x {draws} draws (sampler.mean_of)' if draws > 1 else ''
   if layout is None:
-    if out_h * out_w > max_pixels:
-      fix = (f'enable tiling with --tile_size={math.isqrt(max_pixels)}' if not tile_size else
-             f'pass --tile_size={math.isqrt(max_pixels)} or less')
-      raise ValueError(f'output {out_w}x{out_h} ({out_h * out_w} pixels) exceeds the budget of '
-                       f'{max_pixels} pixels per network call; {fix}, or raise --max_pixels.')
+    if out_h * out_w * draws > max_pixels:
+      fix = (f'enable tiling with --tile_size={side}' if not tile_size else
+             f'pass --tile_size={side} or less')
+      raise ValueError(f'output {out_w}x{out_h} ({out_h * out_w} pixels{times}) exceeds the '
+                       f'budget of {max_pixels} pixels per network call; {fix}, or raise '
+                       '--max_pixels.')
     return None
   tile_h, tile_w = layout.tile_hw
-  if tile_h * tile_w > max_pixels:
+  if tile_h * tile_w * draws > max_pixels:
     if max(layout.tile_hw) <= tile_size:
-      fix = f'pass --tile_size={math.isqrt(max_pixels)} or less'
+      fix = f'pass --tile_size={side} or less'
     else:
       units = [o // math.gcd(o, i) for o, i in zip(out_hw, in_hw)]
       fix = (f'tile edges must fall on input pixel edges, every {units[1]}x{units[0]} output '
              f'pixels for {in_hw[1]}x{in_hw[0]} -> {out_w}x{out_h}; choose a --scale or --size '
              'whose sides share more factors with the input (an integer --scale always tiles)')
-    raise ValueError(f'tiles of {tile_w}x{tile_h} pixels for the {out_w}x{out_h} output exceed '
-                     f'the budget of {max_pixels} pixels per network call; {fix}, or raise '
-                     '--max_pixels.')
+    raise ValueError(f'tiles of {tile_w}x{tile_h} pixels{times} for the {out_w}x{out_h} output '
+                     f'exceed the budget of {max_pixels} pixels per network call; {fix}, or '
+                     'raise --max_pixels.')
   return layout
 
 
 def upscale(sampler: inference_sampler.Sampler, image: InputImage, out_hw: tuple[int, int],
-            keys: Sequence[jax.Array], max_pixels: int) -> Iterator[np.ndarray]:
+            layout: tiling.TileLayout | None, keys: Sequence[jax.Array],
+            max_pixels: int | None) -> Iterator[np.ndarray]:
   """Yields one output per key, uint8 (H, W, C): C = 3 (RGB), 1 + alpha or 3 + alpha.
 
-  The samples run in calls of as many as fit `max_pixels` (after `plan` accepted the output).
+  `layout` as `plan` accepted it for `max_pixels`; the samples run in calls of as many as fit
+  that budget (None: all in one call).
   """
-  layout = tiling.layout_for(image.rgb.shape[:2], out_hw, sampler.settings)
-  per_call = math.prod(out_hw if layout is None else layout.tile_hw)
+  per_sample = math.prod(out_hw if layout is None else layout.tile_hw) * sampler.settings.mean_of
+  per_call = len(keys) if max_pixels is None else max(1, max_pixels // per_sample)
   p = float(scale_to_p(output_scale(image.rgb.shape[:2], out_hw), sampler.model.config.max_scale))
   lr = image_io.to_model_range(image.rgb)
   requests = [batching.Request(lr, out_hw, p, key) for key in keys]
   alpha = None
   if image.alpha is not None:
     alpha = imresize_lib.imresize(image.alpha, output_hw=out_hw)
-  for _, sr in sampler.run(requests, max(1, max_pixels // per_call)):
+  for _, sr in sampler.run(requests, per_call):
     if image.grayscale:
       sr = np.broadcast_to(sr.mean(axis=-1, keepdims=True), sr.shape)
     out = image_io.to_uint8(sr)

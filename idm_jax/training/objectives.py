@@ -63,10 +63,14 @@ class Distillation:
 
 
 def make_objective(config: ml_collections.ConfigDict, graphdef: nnx.GraphDef,
-                   teacher: Any = None, teacher_shardings: Any = None) -> Objective:
-  """The objective of `config`: distillation when `teacher` (parameters) is given."""
-  if teacher is None:
+                   restore_teacher: Callable[[], tuple[Any, Any]] | None = None) -> Objective:
+  """The objective of `config`: with `distill.teacher` set, distillation from the parameters
+  and their shardings that `restore_teacher()` gives."""
+  if not config.distill.teacher:
     return NoisePrediction(schedules.make_schedule(config.diffusion), config.diffusion.loss)
-  # Now, not at the first validation: a schedule at whose levels the student cannot be read.
+  if restore_teacher is None:
+    raise ValueError('distill.teacher is set: pass restore_teacher, which gives its parameters.')
+  # Before the teacher's (slow) restore, not at the first validation: a schedule at whose levels
+  # the student cannot be read.
   student.level_gammas(schedules.make_schedule(config.diffusion, np.float64))
-  return Distillation(graphdef, config, teacher, teacher_shardings)
+  return Distillation(graphdef, config, *restore_teacher())

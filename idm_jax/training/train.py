@@ -123,15 +123,16 @@ def _make_objective(config: ml_collections.ConfigDict,
                     layout: train_state_lib.Layout) -> objectives.Objective:
   """Noise prediction; or with `distill.teacher`, distillation from the teacher's EMA weights,
   restored onto the student's layout."""
-  if not config.distill.teacher:
-    return objectives.make_objective(config, layout.graphdef)
-  teacher, teacher_step = store.restore_param_dict(
-      config.distill.teacher, layout.abstract_state.params, config.model)
-  logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
-               teacher_step, config.distill.teacher, config.distill.teacher_sampler,
-               config.distill.teacher_steps)
-  return objectives.make_objective(config, layout.graphdef, teacher,
-                                   layout.state_shardings.params)
+
+  def restore_teacher():
+    teacher, step = store.restore_param_dict(config.distill.teacher,
+                                             layout.abstract_state.params, config.model)
+    logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
+                 step, config.distill.teacher, config.distill.teacher_sampler,
+                 config.distill.teacher_steps)
+    return teacher, layout.state_shardings.params
+
+  return objectives.make_objective(config, layout.graphdef, restore_teacher)
 
 
 def _restore_or_create(config, layout, tx, manager,

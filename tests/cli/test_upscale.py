@@ -2,12 +2,21 @@
 
 The inputs share a few (LR, output) shapes so the whole file compiles the sampler five times.
 """
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from idm_jax.cli import main as cli
+from idm_jax.config import diffusion as diffusion_config
+from idm_jax.config import loading
+from idm_jax.data import image_io
 from idm_jax.data import imresize
+from idm_jax.diffusion import sampling
+from idm_jax.inference import sampler as inference_sampler
+from idm_jax.scale import scale_to_p
+from tests import float_rounding
 from tests.cli import tiny_run
 
 
@@ -104,6 +113,43 @@ def test_scale_7_3_of_one_pixel_with_two_samples(setup, tmp_path):
   first, second = (np.asarray(Image.open(out / f'dot_x7.3_s{k}.png')) for k in (0, 1))
   assert first.shape == second.shape == (7, 7, 3)  # floor(7.3 * 1 + 0.5) = 7.
   assert np.any(first != second)
+
+
+def test_each_sample_is_the_sampler_run_alone_on_its_seed_key(setup, tmp_path):
+  """Batched together, sample k equals `sampling.sample` of the input alone with the key
+  fold_in(key(seed), k): the outputs do not depend on --num_samples or the batching."""
+  config_path, checkpoint, inputs = setup
+  status, out = _upscale(setup, tmp_path, ['big.png'], '--scale', '2', '--num_samples', '3',
+                         '--seed', '5')
+  assert status == 0
+  config = loading.load(str(config_path))
+  model, _ = inference_sampler.load_model(
+      config.model, checkpoint, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  rgb = np.asarray(Image.open(inputs / 'big.png').convert('RGB'))
+  p = scale_to_p([2.0], config.model.max_scale)
+  for k in range(3):
+    alone = sampling.sample(model, jnp.asarray(image_io.to_model_range(rgb))[None], (20, 20),
+                            jnp.asarray(p), jax.random.fold_in(jax.random.key(5), k),
+                            diffusion_config.resolve_sampler(config), config.diffusion)
+    with Image.open(out / f'big_x2_s{k}.png') as written:
+      float_rounding.assert_8bit_equal_to_rounding(written, image_io.to_uint8(np.asarray(alone[0])))
+
+
+def test_never_tiling_without_a_budget(setup, tmp_path):
+  """sampler.tile_size = 0 and no --max_pixels: no tiles and no budget, whatever the size."""
+  status, out = _upscale(setup, tmp_path, ['big.png'], '--scale', '4',
+                         '--config.sampler.tile_size', '0')
+  assert status == 0 and _size_mode(out / 'big_x4.png') == ((40, 40), 'RGB')
+
+
+def test_the_budget_counts_the_draws_of_mean_of(setup, tmp_path, capsys):
+  """16x16 fits 300 pixels; with mean_of = 2 one call sees 512, refused with the fix."""
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--max_pixels', '300',
+                       '--config.sampler.mean_of=2', '--config.sampler.tile_size=0')
+  assert status == 1
+  line = _error_line(capsys.readouterr().err, 'gray.png')
+  assert '(256 pixels x 2 draws (sampler.mean_of)) exceeds the budget of 300' in line
+  assert 'enable tiling with --tile_size=12' in line
 
 
 def test_scale_one_and_exact_size(setup, tmp_path):

@@ -34,6 +34,9 @@ def test_calls_group_by_size_fix_the_batch_and_pad_with_the_last_request():
   # Split over 4 devices: a multiple of 4, no larger than the group needs.
   assert [c.lr.shape[0] for c in batching.calls(requests, max_batch=3, multiple=4)] == [4, 4, 4, 4]
   assert [c.lr.shape[0] for c in batching.calls(requests, max_batch=8, multiple=2)] == [6, 2, 2]
+  # Balanced: 5 requests with room for 4 run as 3 + 3 (one padding row), not 4 + 4.
+  assert [len(c.members) for c in batching.calls(requests, max_batch=4)] == [3, 2, 1, 1]
+  assert [c.lr.shape[0] for c in batching.calls(requests, max_batch=4)] == [3, 3, 1, 1]
   with pytest.raises(ValueError, match='at least 1'):
     next(batching.calls(requests, max_batch=0))
 
