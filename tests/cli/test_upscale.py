@@ -142,16 +142,6 @@ def test_never_tiling_without_a_budget(setup, tmp_path):
   assert status == 0 and _size_mode(out / 'big_x4.png') == ((40, 40), 'RGB')
 
 
-def test_the_budget_counts_the_draws_of_mean_of(setup, tmp_path, capsys):
-  """16x16 fits 300 pixels; with mean_of = 2 one call sees 512, refused with the fix."""
-  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--max_pixels', '300',
-                       '--config.sampler.mean_of=2', '--config.sampler.tile_size=0')
-  assert status == 1
-  line = _error_line(capsys.readouterr().err, 'gray.png')
-  assert '(256 pixels x 2 draws (sampler.mean_of)) exceeds the budget of 300' in line
-  assert 'enable tiling with --tile_size=12' in line
-
-
 def test_scale_one_and_exact_size(setup, tmp_path):
   status, out = _upscale(setup, tmp_path, ['wide.jpg'], '--scale', '1')
   assert status == 0 and _size_mode(out / 'wide_x1.png') == ((6, 4), 'RGB')
@@ -181,6 +171,13 @@ def test_budget_without_tiling_is_refused_then_tiling_fits_it(setup, tmp_path, c
   line = _error_line(capsys.readouterr().err, 'gray.png')
   assert 'output 16x16 (256 pixels) exceeds the budget of 100 pixels' in line
   assert 'enable tiling with --tile_size=10' in line
+  # A call of one sample sees its mean_of draws: 16x16 fits 300 pixels, 2 x 256 do not.
+  status, _ = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile_size', '0',
+                       '--max_pixels', '300', '--config.sampler.mean_of=2')
+  assert status == 1
+  assert ('(256 pixels x 2 draws (sampler.mean_of)) exceeds the budget of 300 pixels per network '
+          'call; enable tiling with --tile_size=12') in _error_line(capsys.readouterr().err,
+                                                                    'gray.png')
   status, out = _upscale(setup, tmp_path, ['gray.png'], '--scale', '2', '--tile_size', '8',
                          '--max_pixels', '100')
   assert status == 0 and _size_mode(out / 'gray_x2.png') == ((16, 16), 'L')
