@@ -24,6 +24,7 @@ from idm_jax.cli import flag_groups
 INPUT_ERRORS = ()
 LOGS_PROGRESS = True
 
+
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results: a local '
                       'folder or a URI (gs://BUCKET/DIR, s3://...) that every host can reach.',
@@ -46,13 +47,10 @@ def experiment_config(fv: flags.FlagValues) -> ml_collections.ConfigDict:
 
 def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
   if args:
-    raise flag_groups.UsageError(f'unexpected arguments {list(args)}: every setting is a flag or a '
-                     '--config.FIELD=value override.')
+    raise flag_groups.UsageError(f'unexpected arguments {list(args)}: every setting is a flag '
+                                 'or a --config.FIELD=value override.')
   config = experiment_config(fv)
-  try:
-    flag_groups.initialize_distributed(fv)
-  except ValueError as e:  # Incomplete coordinator flags.
-    raise flag_groups.UsageError(str(e)) from None
+  flag_groups.initialize_distributed(fv)
   logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
 

@@ -122,6 +122,24 @@ def test_flags_overrides_and_inputs_mix_in_any_order(monkeypatch):
   assert config.sampler.clip_x0 is False
 
 
+def test_overrides_move_after_the_flags_and_take_their_values():
+  assert cli.overrides_last(
+      ['--config.a', '1', 'x.png', '--noconfig.b', '--config.c', '--scale=2', '-config.d', '-1',
+       '--config=c.py', '--config.e=f', '--', 'y.png', '--config.g=1']) == [
+           'x.png', '--scale=2', '--config=c.py', '--config.a=1', '--noconfig.b', '--config.c',
+           '-config.d=-1', '--config.e=f', '--', 'y.png', '--config.g=1']
+  assert cli.overrides_last(['--config=c.py', '--config.teacher']) == [
+      '--config=c.py', '--config.teacher']  # No value: absl's missing-value error, not ''.
+
+
+def test_bare_and_negated_boolean_overrides(monkeypatch):
+  monkeypatch.chdir(REPO)
+  fv, _ = _parse(upscale, ['--noconfig.sampler.antithetic', '--config=configs/demo.py',
+                           '--config.sampler.tile_cache_condition', '--scale=2', '--checkpoint=c'])
+  # The demo's defaults are True and False.
+  assert (fv.config.sampler.antithetic, fv.config.sampler.tile_cache_condition) == (False, True)
+
+
 def test_distill_teacher_flag_is_the_config_field(monkeypatch):
   monkeypatch.chdir(REPO)
   fv, _ = _parse(train_main, ['--config=configs/demo_distill.py', '--teacher', 'runs/a',

@@ -13,7 +13,8 @@ from idm_jax.models.idm import IDM
 
 
 INPUT_ERRORS = flag_groups.INPUT_ERRORS
-LOGS_PROGRESS = False  # Its own lines say how far it is.
+LOGS_PROGRESS = False  # It prints its result; absl's INFO lines stay off.
+
 
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flags.DEFINE_string('torch_checkpoint', None, 'Official *_gen.pth (needs torch) or an .npz of '
@@ -41,7 +42,8 @@ def convert(torch_checkpoint: paths.PathLike, config: ml_collections.ConfigDict,
 
 def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
   if args:
-    raise flag_groups.UsageError(f'unexpected arguments {list(args)}; pass --torch_checkpoint=FILE.')
+    raise flag_groups.UsageError(f'unexpected arguments {list(args)}; pass '
+                                 '--torch_checkpoint=FILE.')
   out = convert(fv.torch_checkpoint, flag_groups.config(fv), fv.output)
   print(f'wrote {out} (restore with --checkpoint={out})')
   return 0

@@ -20,7 +20,8 @@ from idm_jax.evaluation import report
 
 
 INPUT_ERRORS = flag_groups.INPUT_ERRORS
-LOGS_PROGRESS = False  # Its own lines say how far it is.
+LOGS_PROGRESS = False  # It prints its result; absl's INFO lines stay off.
+
 
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flag_groups.define_config(fv, argv)
@@ -46,8 +47,8 @@ def _scales(values: list[str]) -> tuple[float, ...]:
 
 def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
   if args:
-    raise flag_groups.UsageError(f'unexpected arguments {list(args)}; the inputs are the config\'s '
-                     'validation images.')
+    raise flag_groups.UsageError(f'unexpected arguments {list(args)}; the inputs are the '
+                                 "config's validation images.")
   if fv.scales is not None:
     fv.config.eval.scales = _scales(fv.scales)
   for field in ('num_samples', 'num_images'):

@@ -62,6 +62,12 @@ def define_distributed(fv: flags.FlagValues) -> None:
 
 
 def initialize_distributed(fv: flags.FlagValues) -> None:
+  """Joins the job the flags describe; UsageError for incomplete flags (`jax.distributed`'s own
+  failures keep their traceback)."""
+  try:
+    distributed.distributed_arguments(fv.coordinator_address, fv.num_processes, fv.process_id)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
   distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id,
                          fv.distributed)
 

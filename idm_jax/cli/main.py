@@ -8,11 +8,13 @@
 
 Every command takes absl flags (`--flag=value` or `--flag value`, names with underscores) and
 reads its config as training does: `--config=path.py[:arg]` and any number of
-`--config.FIELD=value` overrides (e.g. --config.sampler.steps=10), validated before anything
-runs. `idm-jax COMMAND --help` lists a command's flags; `--flagfile=FILE` reads flags from a file.
+`--config.FIELD=value` (or `--config.FIELD value`) overrides anywhere on the line (e.g.
+--config.sampler.steps=10), validated before anything runs. `idm-jax COMMAND --help` lists a
+command's flags; `--flagfile=FILE` reads flags from a file.
 """
 import faulthandler
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +39,8 @@ COMMANDS = {
     'convert': ('idm_jax.cli.convert', 'official PyTorch checkpoint -> Orbax checkpoint'),
 }
 _HELP = ('-h', '--help', '--helpfull', '--helpshort')
+_OVERRIDE = re.compile(r'--?(no)?config\.')  # --config.F, -config.F, --noconfig.F (false).
+_FLAG = re.compile(r'--?[A-Za-z]')  # Not a value such as -1.
 
 
 def _usage() -> str:
@@ -45,17 +49,27 @@ def _usage() -> str:
 
 
 def overrides_last(args: Sequence[str]) -> list[str]:
-  """`args` with the `--config.FIELD value` overrides moved after everything else and written
-  `--config.FIELD=value`: config_flags reads them only after --config, and absl would leave
-  the value of a boolean field as a positional argument."""
+  """`args` with the config overrides moved after the other flags (before a `--`, if any): the
+  config flag reads them only after --config. `--config.FIELD value` is written
+  `--config.FIELD=value`, so that absl does not leave a boolean's value as a positional
+  argument; an override followed by a flag, or by nothing, stays bare (a boolean set to true,
+  or absl's missing-value error). Overrides inside a --flagfile are read in their place."""
   overrides, rest = [], []
-  items = iter(args)
-  for arg in items:
-    if arg.startswith(loading.OVERRIDE_PREFIX):
-      overrides.append(arg if '=' in arg else f'{arg}={next(items, "")}')
+  items = list(args)
+  end = items.index('--') if '--' in items else len(items)
+  i = 0
+  while i < end:
+    arg, match = items[i], _OVERRIDE.match(items[i])
+    if match and '=' not in arg and not match.group(1) and i + 1 < end and not _FLAG.match(
+        items[i + 1]):
+      overrides.append(f'{arg}={items[i + 1]}')
+      i += 1
+    elif match:
+      overrides.append(arg)
     else:
       rest.append(arg)
-  return rest + overrides
+    i += 1
+  return rest + overrides + items[end:]
 
 
 def _log_as_absl_app_run() -> None:

@@ -23,7 +23,8 @@ from idm_jax.inference import upscaler
 
 
 INPUT_ERRORS = flag_groups.INPUT_ERRORS
-LOGS_PROGRESS = False  # Its own lines say how far it is.
+LOGS_PROGRESS = False  # It prints its result; absl's INFO lines stay off.
+
 
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
   flag_groups.define_config(fv, argv, 'The config the checkpoint was trained with.')
@@ -55,7 +56,8 @@ def _size(text: str | None) -> tuple[int, int] | None:
   try:
     width, height = (int(v) for v in text.lower().split('x'))
   except ValueError:
-    raise flag_groups.UsageError(f'--size={text}: give the size as WIDTHxHEIGHT, e.g. 640x480') from None
+    raise flag_groups.UsageError(
+        f'--size={text}: give the size as WIDTHxHEIGHT, e.g. 640x480') from None
   if width < 1 or height < 1:
     raise flag_groups.UsageError(f'--size={text}: width and height must be positive')
   return width, height
@@ -70,8 +72,8 @@ def _output_name(stem: str, fv: flags.FlagValues, size_wh: tuple[int, int] | Non
 
 def run(fv: flags.FlagValues, inputs: Sequence[str]) -> int:
   if not inputs:
-    raise flag_groups.UsageError('no input images: name png, jpg, webp or bmp files before or after the '
-                     'flags.')
+    raise flag_groups.UsageError('no input images: name png, jpg, webp or bmp files before or '
+                                 'after the flags.')
   size_wh = _size(fv.size)
   if fv.scale is not None:
     upscaler.check_scale(fv.scale)  # Before loading the model: it fails every input alike.

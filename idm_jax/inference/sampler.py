@@ -62,14 +62,12 @@ class Sampler:
 
   @classmethod
   def from_checkpoint(cls, config: ml_collections.ConfigDict, checkpoint_dir: str | os.PathLike,
-                      *, use_ema: bool = True, mesh: jax.sharding.Mesh | None = None
-                      ) -> tuple['Sampler', int]:
-    """(sampler, checkpoint step): the checkpoint's weights, replicated over `mesh`."""
-    sharding = (jax.sharding.SingleDeviceSharding(jax.local_devices()[0]) if mesh is None
-                else mesh_lib.replicated(mesh))
-    model, step = load_model(config.model, checkpoint_dir, use_ema=use_ema, sharding=sharding,
+                      *, use_ema: bool = True) -> tuple['Sampler', int]:
+    """(sampler, checkpoint step): the checkpoint's weights on this process's first device."""
+    model, step = load_model(config.model, checkpoint_dir, use_ema=use_ema,
+                             sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]),
                              sampler_name=config.sampler.name)
-    return cls(model, config, mesh), step
+    return cls(model, config), step
 
   @property
   def devices(self) -> int:

@@ -15,7 +15,7 @@
     `sampler.mean_of` draws of each sample): the samples of an input are batched into calls
     that fit, and an output is tiled when a side exceeds `sampler.tile_size`
     (`tiling.layout_for`); an output or tile beyond the budget is refused with the fix, before
-    any sampling.
+    any sampling. Without a budget (`max_pixels` None) an input's samples run in one call.
 """
 import dataclasses
 import math
@@ -106,7 +106,7 @@ def plan(in_hw: tuple[int, int], out_hw: tuple[int, int], sampler: ml_collection
     raise ValueError(f'{e}; pass a larger --tile_size.') from e
   if max_pixels is None:
     return layout
-  side = math.isqrt(max_pixels // draws)
+  side = max(1, math.isqrt(max_pixels // draws))
   times = f' x {draws} draws (sampler.mean_of)' if draws > 1 else ''
   if layout is None:
     if out_h * out_w * draws > max_pixels:
