@@ -95,14 +95,16 @@ def _check_model_config(stored: dict[str, Any], cfg: ml_collections.ConfigDict,
 
 
 def _check_sampler(meta: dict[str, Any], sampler_name: str, where: str) -> None:
-  """A distilled student's output is read by the 'distilled' sampler alone, and only it."""
-  student = bool(meta.get('config', {}).get('distill', {}).get('teacher'))
-  if student and sampler_name != 'distilled':
-    raise ValueError(f'{where} is a distilled student (config.distill.teacher was set), which '
-                     f"the {sampler_name!r} sampler would misread: pass --sampler distilled "
+  """A distilled student's output is read by the 'distilled' sampler alone, and only it (so a
+  student is no teacher either: distillation samples its teacher with a noise-level solver)."""
+  teacher = meta.get('config', {}).get('distill', {}).get('teacher')
+  if teacher and sampler_name != 'distilled':
+    raise ValueError(f'{where} is a distilled student (of {teacher}), which the '
+                     f"{sampler_name!r} sampler would misread: pass --sampler distilled "
                      "(sampler.name = 'distilled') and --steps, its network evaluations (1 or "
-                     'more).')
-  if not student and sampler_name == 'distilled':
+                     'more), to sample it; to distil, take a noise-predicting teacher such as '
+                     f'{teacher}.')
+  if not teacher and sampler_name == 'distilled':
     raise ValueError(f"{where} is not a distilled student: the 'distilled' sampler would misread "
                      'its noise prediction; pass --sampler dpm_solver++, ddim or ddpm.')
 

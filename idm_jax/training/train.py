@@ -125,8 +125,9 @@ def _make_objective(config: ml_collections.ConfigDict,
   restored onto the student's layout."""
 
   def restore_teacher():
-    teacher, step = store.restore_param_dict(config.distill.teacher,
-                                             layout.abstract_state.params, config.model)
+    teacher, step = store.restore_param_dict(
+        config.distill.teacher, layout.abstract_state.params, config.model,
+        sampler_name=config.distill.teacher_sampler)
     logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
                  step, config.distill.teacher, config.distill.teacher_sampler,
                  config.distill.teacher_steps)

@@ -1,11 +1,15 @@
 """TrainPipeline: shapes, continuous scales, determinism and resume, hosts, official LR."""
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from idm_jax.config import data as config_lib
 from idm_jax.data import buckets
 from idm_jax.data import imresize
 from idm_jax.data import pipeline
+from tests import object_store
 
 
 def _random_images(n, side, seed=0):
@@ -73,6 +77,27 @@ def test_worker_processes_give_the_same_batches(write_folder, folder_config):
   assert [step for step, _ in got] == [4, 5, 6, 7]
   for step, batch in got:
     _assert_batches_equal(batch, pipe.batch(step))
+
+
+def test_worker_processes_read_images_from_a_bucket(tmp_path, monkeypatch, write_folder,
+                                                    folder_config):
+  # Grain starts its workers with 'spawn': each unpickles the source and opens the bucket itself.
+  images = _random_images(5, 36)
+  with object_store.emulator(tmp_path) as (env, fs):
+    for k, v in env.items():
+      monkeypatch.setenv(k, v)
+    for i, image in enumerate(images):
+      buffer = io.BytesIO()
+      Image.fromarray(image).save(buffer, format='PNG')
+      fs.pipe(f'{object_store.BUCKET}/imgs/{i:04d}.png', buffer.getvalue())
+    in_bucket = folder_config(f'gs://{object_store.BUCKET}/imgs', num_workers=2, num_threads=1)
+    it = pipeline.TrainPipeline(in_bucket, 2, seed=3).iterate(4)
+    got = [next(it) for _ in range(3)]
+    it.close()
+  local = pipeline.TrainPipeline(folder_config(write_folder('imgs', images)), 2, seed=3)
+  assert [step for step, _ in got] == [4, 5, 6]
+  for step, batch in got:
+    _assert_batches_equal(batch, local.batch(step))
 
 
 @pytest.mark.parametrize('hosts', [2, 3])
