@@ -82,6 +82,18 @@ def load_rgb(path: paths.PathLike) -> np.ndarray:
     raise UnreadableImageError(f'cannot read image {os.fspath(path)!r}: {e}') from e
 
 
+def has_equal_channels(image: np.ndarray) -> bool:
+  """Gray content in RGB form: the three channels are equal at every pixel."""
+  r, g, b = np.moveaxis(image, -1, 0)
+  return bool(np.all(r == g) and np.all(g == b))
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+  """The mean of the three channels, in each of them: the output for a gray input, whose
+  sampled channels differ by a little noise that a viewer would see as colour."""
+  return np.broadcast_to(image.mean(axis=-1, keepdims=True), image.shape)
+
+
 def to_model_range(image: np.ndarray) -> np.ndarray:
   """8-bit levels (uint8, or floats on the 0..255 scale) -> float32 in [-1, 1]."""
   return np.asarray(image).astype(np.float32) / np.float32(127.5) - np.float32(1)

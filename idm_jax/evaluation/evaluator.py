@@ -9,7 +9,9 @@ Every number comes from `metrics.image_metrics` on the 8-bit images that are wri
 SSIM uses the 11x11 Gaussian window, sigma 1.5. Each input is sampled `eval.num_samples` times:
 `<metric>_mean` and `<metric>_std` are the mean and the population std over those samples. A
 scale's `mean` row is the mean of each column over its images (its `_std`: the mean spread).
-The network's scale input is that of the real pair, `output_scale(lr_hw, hr_hw)`.
+The network's scale input is that of the real pair, `output_scale(lr_hw, hr_hw)`. A gray input (an
+LR with three equal channels) gets gray samples, the mean of their channels, as `idm-jax upscale`
+writes them.
 """
 import dataclasses
 import os
@@ -24,6 +26,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from idm_jax import mesh as mesh_lib
+from idm_jax.data import image_io
 from idm_jax.data import imresize as imresize_lib
 from idm_jax.data import pipeline
 from idm_jax.evaluation import metrics
@@ -42,6 +45,8 @@ CONVENTIONS = {
     '_mean/_std': 'mean and population std over the samples of one input; a scale\'s mean row '
                   'averages each column over its images',
     'bicubic': 'MATLAB imresize of the LR input, measured the same way',
+    'gray': 'an LR with three equal channels gets SR samples with the mean of their channels in '
+            'each (as idm-jax upscale writes them)',
 }
 # Seed offset of the sampling noise, so it differs from the training noise of the same seed.
 _EVAL_STREAM = 0x7A11D
@@ -128,8 +133,10 @@ class Evaluator:
       self._sampler.model = model  # New weights, same programs (compiled on every process).
     requests, owners = self._requests(model.config.max_scale)
     samples: list[list[np.ndarray]] = [[] for _ in self.pairs]
+    gray = [image_io.has_equal_channels(pair['lr']) for pair in self.pairs]
     for index, image in self._sampler.run(requests, cfg.eval.per_device_batch):
-      samples[owners[index]].append(np.clip(image, -1, 1))
+      image = np.clip(image, -1, 1)
+      samples[owners[index]].append(image_io.to_gray(image) if gray[owners[index]] else image)
     records = []
     for pair, sr, bicubic in zip(self.pairs, samples, self._bicubic_metrics):
       records.append({

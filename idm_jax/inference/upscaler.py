@@ -47,8 +47,7 @@ class InputImage:
   @property
   def grayscale(self) -> bool:
     """Gray content: one band, or three equal channels at every pixel."""
-    r, g, b = np.moveaxis(self.rgb, -1, 0)
-    return self.single_band or bool(np.all(r == g) and np.all(g == b))
+    return self.single_band or image_io.has_equal_channels(self.rgb)
 
 
 def read_input(path: paths.PathLike) -> InputImage:
@@ -149,7 +148,7 @@ def upscale(sampler: inference_sampler.Sampler, image: InputImage, out_hw: tuple
     alpha = imresize_lib.imresize(image.alpha, output_hw=out_hw)
   for _, sr in sampler.run(requests, per_call):
     if image.grayscale:
-      sr = np.broadcast_to(sr.mean(axis=-1, keepdims=True), sr.shape)
+      sr = image_io.to_gray(sr)
     out = image_io.to_uint8(sr)
     if image.single_band:
       out = out[..., :1]

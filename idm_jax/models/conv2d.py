@@ -9,9 +9,10 @@ filter transform costs more than it saves, and one matrix product over the nine 
 used. The input gradient is the same convolution with the flipped, transposed filter, so it takes
 the same paths. XLA:CPU computes the weight gradient as a convolution whose batch axis is the
 input channels, far slower than its forward pass; it is computed here with Winograd's transforms
-where there are many tiles, else as three row products (README, 'Benchmarks', has the figures). Small convolutions keep XLA's own code everywhere (as fast, and it compiles
-faster); GPUs and TPUs keep XLA's convolution and gradients, and so does the CPU with
-IDM_JAX_CPU_FAST_PATHS=0 (`cpu_fast_paths`).
+where there are many tiles, else as three row products (README, 'Benchmarks', has the figures).
+`cpu_conv_path` and `cpu_kernel_grad_path` make these choices. Small convolutions keep XLA's own
+code everywhere (as fast, and it compiles faster); GPUs and TPUs keep XLA's convolution and
+gradients, and so does the CPU with IDM_JAX_CPU_FAST_PATHS=0 (`cpu_fast_paths`).
 """
 import contextlib
 import functools
@@ -46,8 +47,8 @@ _OUT_TILE, _IN_TILE = _A_T.shape
 # gradient are as fast, and they compile in a fraction of the time of the Winograd graph.
 _MIN_FLOPS = 2.5e8
 # Winograd's 36 products pay off only with enough tiles per product (from 64 tiles at 256-512
-# channels on the CPUs the README names), and for the weight gradient with enough relative to the input
-# channels; below that im2col (convolution) or three row products (weight gradient) win.
+# channels on the CPUs the README names), and for the weight gradient with enough relative to the
+# input channels; below that im2col (convolution) or three row products (weight gradient) win.
 _MIN_TILES = 64
 _MIN_TILES_PER_INPUT_CHANNEL = 1 / 4
 
@@ -105,22 +106,38 @@ def _tiles(h: int, w: int) -> tuple[int, int]:
   return -(-h // _OUT_TILE), -(-w // _OUT_TILE)
 
 
-def _direct_flops(x: jax.Array, c_out: int) -> int:
-  n, h, w, c_in = x.shape
+def _direct_flops(x_shape: tuple[int, ...], c_out: int) -> int:
+  n, h, w, c_in = x_shape
   return 18 * n * h * w * c_in * c_out
 
 
-def _tile_count(x: jax.Array) -> int:
-  th, tw = _tiles(*x.shape[1:3])
-  return x.shape[0] * th * tw
+def _tile_count(x_shape: tuple[int, ...]) -> int:
+  th, tw = _tiles(*x_shape[1:3])
+  return x_shape[0] * th * tw
+
+
+def cpu_conv_path(x_shape: tuple[int, ...], c_out: int) -> str:
+  """The CPU's path for a 'same' 3x3 convolution of an (N, H, W, C_in) input to c_out channels
+  (the input gradient is one too): a key of `CONV_PATHS`."""
+  if _direct_flops(x_shape, c_out) < _MIN_FLOPS:
+    return 'xla'
+  if _tile_count(x_shape) < _MIN_TILES:
+    return 'im2col'
+  return 'winograd'
+
+
+def cpu_kernel_grad_path(x_shape: tuple[int, ...], c_out: int) -> str:
+  """The CPU's path for the weight gradient of that convolution: a key of `KERNEL_GRAD_PATHS`."""
+  if _direct_flops(x_shape, c_out) < _MIN_FLOPS:
+    return 'xla'
+  if _tile_count(x_shape) < max(_MIN_TILES, _MIN_TILES_PER_INPUT_CHANNEL * x_shape[-1]):
+    return 'row_product'
+  return 'winograd'
 
 
 def _cpu_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  if _direct_flops(x, kernel.shape[-1]) < _MIN_FLOPS:
-    return _xla_conv(x, kernel, 1, 1)
-  if _tile_count(x) >= _MIN_TILES:
-    return winograd_conv3x3(x, kernel).astype(x.dtype)
-  return im2col_conv3x3(x, kernel)
+  path = CONV_PATHS[cpu_conv_path(x.shape, kernel.shape[-1])]
+  return path(x, kernel).astype(x.dtype)
 
 
 def im2col_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -138,11 +155,8 @@ def _xla_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
 
 
 def _cpu_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
-  if _direct_flops(x, dy.shape[-1]) < _MIN_FLOPS:
-    return _xla_kernel_grad(x, dy)
-  if _tile_count(x) >= max(_MIN_TILES, _MIN_TILES_PER_INPUT_CHANNEL * x.shape[-1]):
-    return winograd_kernel_grad(x, dy).astype(x.dtype)
-  return row_product_kernel_grad(x, dy)
+  path = KERNEL_GRAD_PATHS[cpu_kernel_grad_path(x.shape, dy.shape[-1])]
+  return path(x, dy).astype(x.dtype)
 
 
 def row_product_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
@@ -240,3 +254,16 @@ def winograd_kernel_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
   # Back through the filter transform: dg = G^T dU G.
   rows = _combine(_G.T, [u[a] for a in range(_IN_TILE)])  # (3, 6, C_in, C_out)
   return _combine(_G.T, [rows[:, b] for b in range(_IN_TILE)], axis=1)
+
+
+# Each path by name: what `cpu_conv_path` / `cpu_kernel_grad_path` pick among.
+CONV_PATHS = {
+    'xla': lambda x, kernel: _xla_conv(x, kernel, 1, 1),
+    'im2col': im2col_conv3x3,
+    'winograd': winograd_conv3x3,
+}
+KERNEL_GRAD_PATHS = {
+    'xla': _xla_kernel_grad,
+    'row_product': row_product_kernel_grad,
+    'winograd': winograd_kernel_grad,
+}

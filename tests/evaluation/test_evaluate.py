@@ -142,3 +142,26 @@ def test_unknown_override_is_a_one_line_error(run_dir, tmp_path, capsys):
   status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
                     '--config.eval.num_samples=0'])
   assert status == 2 and 'eval.num_samples' in capsys.readouterr().err
+
+
+def test_gray_inputs_get_gray_samples(run_dir, tmp_path, capsys):
+  """As `idm-jax upscale` writes them: the mean of the sampled channels, for a gray LR only."""
+  config_path, checkpoint = run_dir
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  smooth = np.cumsum(np.cumsum(rng.normal(0, 6, (32, 32, 3)), 0), 1)
+  smooth = np.clip(smooth - smooth.min() + 40, 0, 255).astype(np.uint8)
+  Image.fromarray(smooth[..., 0]).save(folder / 'a_gray.png')  # One band.
+  Image.fromarray(smooth).save(folder / 'b_colour.png')
+  out = tmp_path / 'out'
+  status = cli.run(['evaluate', '--config', str(config_path), '--checkpoint', str(checkpoint),
+                    '--output', str(out), '--scales', '2', '--num_samples', '1', '--steps', '2',
+                    f'--config.data.eval.path={folder}', '--config.data.source=folder'])
+  assert status == 0, capsys.readouterr().err
+  results = json.loads((out / 'metrics.json').read_text())
+  assert [r['image'] for r in results['scales'][0]['images']] == ['a_gray_x2', 'b_colour_x2']
+  gray, colour = (np.asarray(Image.open(out / 'images' / f'{name}_x2_s0.png'), np.int16)
+                  for name in ('a_gray', 'b_colour'))
+  assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+  assert np.abs(colour[..., 0] - colour[..., 1]).max() > 0

@@ -71,6 +71,17 @@ CASES = [((4, 20, 18, 12), 10, 1, 1, 0), ((4, 20, 18, 12), 10, 3, 1, 1),
          ((4, 20, 18, 12), 10, 3, 2, 1), ((4, 20, 18, 12), 10, 3, 1, 0)]
 
 
+def test_the_cases_take_every_cpu_path():
+  """Whatever the thresholds are tuned to, the cases below run each path: forward and input
+  gradient (a convolution from c_out back to c_in), and weight gradient."""
+  same = [(shape, c_out) for shape, c_out, *geometry in CASES if geometry == [3, 1, 1]]
+  convs = {conv_lib.cpu_conv_path(shape, c_out) for shape, c_out in same}
+  convs |= {conv_lib.cpu_conv_path((*shape[:3], c_out), shape[-1]) for shape, c_out in same}
+  assert convs == conv_lib.CONV_PATHS.keys()
+  grads = {conv_lib.cpu_kernel_grad_path(shape, c_out) for shape, c_out in same}
+  assert grads == conv_lib.KERNEL_GRAD_PATHS.keys()
+
+
 @pytest.mark.parametrize('shape, c_out, kernel_size, stride, padding', CASES)
 def test_conv2d_value_and_gradients_match_xla(shape, c_out, kernel_size, stride, padding):
   """Every dispatch path is the same function as XLA's convolution, value and gradients."""

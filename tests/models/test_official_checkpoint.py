@@ -49,7 +49,8 @@ def test_parity_with_every_conv_on_winograd(reference_npz, monkeypatch):
   monkeypatch.setattr(conv2d, '_MIN_TILES', 1)
   traced = []
   winograd = conv2d.winograd_conv3x3
-  monkeypatch.setattr(conv2d, 'winograd_conv3x3', lambda x, k: traced.append(x.shape) or winograd(x, k))
+  monkeypatch.setitem(conv2d.CONV_PATHS, 'winograd',
+                      lambda x, k: traced.append(x.shape) or winograd(x, k))
   # One case (a non-multiple-of-4 output size, 52x52): the Winograd graph compiles slowly.
   [result] = check_official.check(str(reference_npz), cases=(2,))
   assert len(traced) > 10  # Encoder, conditioning and U-Net convolutions.
@@ -158,9 +159,10 @@ def test_fast_paths_off_traces_only_xla_convolutions(monkeypatch):
   """IDM_JAX_CPU_FAST_PATHS=0: even a Winograd-sized convolution is XLA's own."""
   monkeypatch.setenv('IDM_JAX_CPU_FAST_PATHS', '0')
   spy = []
-  for name in ('winograd_conv3x3', 'im2col_conv3x3'):
-    original = getattr(conv2d, name)
-    monkeypatch.setattr(conv2d, name, lambda x, k, f=original: spy.append(x.shape) or f(x, k))
+  for name in ('winograd', 'im2col'):
+    original = conv2d.CONV_PATHS[name]
+    monkeypatch.setitem(conv2d.CONV_PATHS, name,
+                        lambda x, k, f=original: spy.append(x.shape) or f(x, k))
   x = jax.numpy.ones((1, 64, 64, 64), jax.numpy.float32)
   k = jax.numpy.ones((3, 3, 64, 64), jax.numpy.float32) / 576
   expected = conv2d._xla_conv(x, k, 1, 1)

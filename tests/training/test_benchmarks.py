@@ -124,14 +124,17 @@ def _run_benchmark(script: str, *args: str, env: dict[str, str], cwd: pathlib.Pa
 
 def test_bench_denoiser_times_both_variants(tmp_path, subprocess_env):
   report = _run_benchmark('bench_denoiser.py', f'--config={MICRO_CONFIG}', '--lr=8', '--hr=16',
-                          '--batches=1,2', '--repeats=2', env=subprocess_env, cwd=tmp_path)
+                          '--batches=1,2', '--repeats=2', '--official_ms=50,80',
+                          env=subprocess_env, cwd=tmp_path)
   assert [r['batch'] for r in report['results']] == [1, 2]
   for entry in report['results']:
     full, cached = entry['full_call'], entry['cached_step']
     assert len(full['times_ms']) == len(cached['times_ms']) == 2
     # The cached step skips the encoder and the conditioning network: fewer FLOPs.
     assert 0 < cached['model_gflop'] < full['model_gflop']
-    assert 'official_cpu_ms' not in entry  # Only the face model at 16 -> 128 has a reference.
+    official = {1: 50, 2: 80}[entry['batch']]
+    assert entry['ratio_full_to_official'] == pytest.approx(full['median_ms'] / official,
+                                                            abs=1e-3)
   two, one = (r['full_call']['model_gflop'] for r in report['results'][::-1])
   assert two == pytest.approx(2 * one, rel=2e-3)  # FLOPs scale with the batch (4 digits).
 
