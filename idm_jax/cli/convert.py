@@ -27,7 +27,7 @@ def define_flags(fv: flags.FlagValues, argv: Sequence[str]) -> None:
 def convert(torch_checkpoint: paths.PathLike, config: ml_collections.ConfigDict,
             output: paths.PathLike) -> epath.Path:
   """Write step 0 with params == ema_params == the converted official weights."""
-  out = paths.resolve(output)
+  out = paths.checkpoint_dir(output)
   if out.exists() and any(out.iterdir()):
     raise FileExistsError(f'{out} is not empty; choose a new --output directory.')
   state_dict = official.load_state_dict(torch_checkpoint)

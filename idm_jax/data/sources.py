@@ -121,13 +121,8 @@ def list_images(folder: str) -> list[str]:
   if not root.is_dir():
     raise FileNotFoundError(
         f'Image folder {folder!r} does not exist: fix data.path / data.eval.path.')
-  found = []  # Paths relative to root, as tuples of parts.
-  top = None
-  for directory, _, files in root.walk():
-    # Object stores' walks name folders without the scheme (bucket/dir/sub): cut the top one.
-    top = str(directory) if top is None else top
-    rel = tuple(p for p in str(directory)[len(top):].split('/') if p)
-    found.extend(rel + (f,) for f in files if f.lower().endswith(image_io.IMAGE_EXTENSIONS))
+  found = [parts for parts in paths.files_under(root)
+           if parts[-1].lower().endswith(image_io.IMAGE_EXTENSIONS)]
   # A folder's files (sorted) before its subfolders (sorted, each in turn), whatever order the
   # storage lists them in: the record indices, and so the batches, must not depend on it.
   found = [str(root.joinpath(*parts)) for parts in sorted(found, key=_walk_order)]

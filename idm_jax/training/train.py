@@ -222,6 +222,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Workdir and summaries.
   config_lib.validate(config)
   workdir = paths.resolve(workdir)
+  checkpoint_dir = paths.checkpoint_dir(workdir / 'checkpoints')  # Refused before any write.
   is_main = jax.process_index() == 0
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +241,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   tx, lr_schedule = optimizer_lib.make_optimizer(config.optim, config.train.num_steps)
   layout = train_state_lib.make_layout(config, mesh, tx)
   objective = _make_objective(config, layout)
-  checkpoint_dir = workdir / 'checkpoints'
   manager = store.make_manager(checkpoint_dir, keep=config.checkpoint.keep,
                                keep_best=config.checkpoint.keep_best,
                                async_save=config.checkpoint.async_save)
