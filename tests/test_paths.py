@@ -4,7 +4,6 @@ it, and a checkpoint folder there refused before anything is written."""
 import io
 import pathlib
 
-import boto3
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +12,7 @@ from idm_jax import paths
 from idm_jax.cli import main as cli
 from idm_jax.config import data as data_config_lib
 from idm_jax.data import pipeline
+from idm_jax.data import sources
 from tests import object_store
 from tests.cli import tiny_run
 
@@ -45,12 +45,9 @@ def test_checkpoints_only_local_or_on_gcs(uri, monkeypatch, tmp_path):
 
 @pytest.fixture(scope='module')
 def s3(tmp_path_factory):
-  """The S3 stand-in's environment and a boto3 client; one server per module, since s3fs keeps
-  its client (and so the endpoint) per process."""
-  with object_store.s3_emulator() as env:
-    client = boto3.client('s3', endpoint_url=env['AWS_ENDPOINT_URL'], aws_access_key_id='test',
-                          aws_secret_access_key='test', region_name='us-east-1')
-    yield env, client
+  """The S3 stand-in, one per module; its environment and a boto3 client."""
+  with object_store.s3_emulator(tmp_path_factory.mktemp('s3')) as served:
+    yield served
 
 
 @pytest.fixture
@@ -69,12 +66,15 @@ def _png(image: np.ndarray) -> bytes:
 
 def test_training_images_from_s3_are_those_of_a_local_folder(s3_env, tmp_path):
   rng = np.random.default_rng(0)
-  images = [rng.integers(0, 256, (36, 41, 3), dtype=np.uint8) for _ in range(5)]
+  # Subfolders too: their files come after the folder's own, in the same order as on disk.
+  names = ['b.png', 'a.png', 'sub/c.png', 'sub/deeper/d.png', 'sub2/e.png']
   local = tmp_path / 'imgs'
-  local.mkdir()
-  for i, image in enumerate(images):
-    s3_env.put_object(Bucket=BUCKET, Key=f'imgs/{i:04d}.png', Body=_png(image))
-    Image.fromarray(image).save(local / f'{i:04d}.png')
+  for name in names:
+    image = rng.integers(0, 256, (36, 41, 3), dtype=np.uint8)
+    s3_env.put_object(Bucket=BUCKET, Key=f'imgs/{name}', Body=_png(image))
+    (local / name).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(local / name)
+  s3_env.put_object(Bucket=BUCKET, Key='imgs2/f.png', Body=_png(image))  # Not under imgs/.
 
   def config(path):
     c = data_config_lib.default_data_config()
@@ -85,6 +85,9 @@ def test_training_images_from_s3_are_those_of_a_local_folder(s3_env, tmp_path):
   remote = pipeline.TrainPipeline(config(f's3://{BUCKET}/imgs'), 2, seed=3)
   expected = pipeline.TrainPipeline(config(str(local)), 2, seed=3)
   assert remote.num_records == 5
+  listed = [p.split('/imgs/', 1)[1] for p in sources.list_images(f's3://{BUCKET}/imgs')]
+  assert listed == ['a.png', 'b.png', 'sub/c.png', 'sub/deeper/d.png', 'sub2/e.png']
+  assert listed == [p.split('/imgs/', 1)[1] for p in sources.list_images(str(local))]
   for step in range(3):
     got, want = remote.batch(step), expected.batch(step)
     for key in want:

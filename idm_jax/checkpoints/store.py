@@ -6,8 +6,9 @@ A step directory holds the items
   train_state  optimizer state, step and PRNG key (training checkpoints only),
   metadata     JSON: the full experiment config and the model config it was built with.
 Orbax writes each step to a temporary directory and renames it when complete (a local disk), or
-writes a commit file last (object stores, where a rename is a copy), so a crash or a kill never
-leaves a half-written step where a reader would take it for a good one.
+writes a commit file last (gs://, where a rename is a copy), so a crash or a kill never leaves a
+half-written step where a reader would take it for a good one. No other storage holds
+checkpoints (`paths.checkpoint_dir`).
 """
 import json
 from typing import Any
@@ -92,18 +93,25 @@ def _check_model_config(stored: dict[str, Any], cfg: ml_collections.ConfigDict,
 
 
 def _check_sampler(meta: dict[str, Any], sampler_name: str, where: str) -> None:
-  """A distilled student's output is read by the 'distilled' sampler alone, and only it (so a
-  student is no teacher either: distillation samples its teacher with a noise-level solver)."""
-  teacher = meta.get('config', {}).get('distill', {}).get('teacher')
-  if teacher and sampler_name != 'distilled':
-    raise ValueError(f'{where} is a distilled student (of {teacher}), which the '
-                     f"{sampler_name!r} sampler would misread: pass --sampler distilled "
+  """A distilled student's output is read by the 'distilled' sampler alone, and only it."""
+  student = bool(meta.get('config', {}).get('distill', {}).get('teacher'))
+  if student and sampler_name != 'distilled':
+    raise ValueError(f'{where} is a distilled student (config.distill.teacher was set), which '
+                     f"the {sampler_name!r} sampler would misread: pass --sampler distilled "
                      "(sampler.name = 'distilled') and --steps, its network evaluations (1 or "
-                     'more), to sample it; to distil, take a noise-predicting teacher such as '
-                     f'{teacher}.')
-  if not teacher and sampler_name == 'distilled':
+                     'more).')
+  if not student and sampler_name == 'distilled':
     raise ValueError(f"{where} is not a distilled student: the 'distilled' sampler would misread "
                      'its noise prediction; pass --sampler dpm_solver++, ddim or ddpm.')
+
+
+def _check_teacher(meta: dict[str, Any], where: str) -> None:
+  """A teacher predicts noise: a distilled student does not, so it cannot teach."""
+  teacher = meta.get('config', {}).get('distill', {}).get('teacher')
+  if teacher:
+    raise ValueError(f'{where} is a distilled student (of {teacher}), which predicts no noise '
+                     'and so cannot teach: distil from a noise-predicting checkpoint such as '
+                     f'{teacher}.')
 
 
 def restore_params(directory: paths.PathLike, model: nnx.Module, *, use_ema: bool = True,
@@ -123,10 +131,11 @@ def restore_params(directory: paths.PathLike, model: nnx.Module, *, use_ema: boo
 
 def restore_param_dict(directory: paths.PathLike, target: Any,
                        model_config: ml_collections.ConfigDict, *, use_ema: bool = True,
-                       step: int | None = None, sampler_name: str | None = None
-                       ) -> tuple[dict[str, Any], int]:
+                       step: int | None = None, sampler_name: str | None = None,
+                       teacher: bool = False) -> tuple[dict[str, Any], int]:
   """(EMA) parameters of `directory` as a pure dict laid out like `target` (arrays or
-  `jax.ShapeDtypeStruct`s with shardings), and the step; `sampler_name` as `restore_params`."""
+  `jax.ShapeDtypeStruct`s with shardings), and the step; `sampler_name` as `restore_params`;
+  `teacher`: for a distillation, which a distilled student cannot teach."""
   directory = paths.checkpoint_dir(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f'checkpoint directory {directory} does not exist; pass the '
@@ -142,6 +151,8 @@ def restore_param_dict(directory: paths.PathLike, target: Any,
   _check_model_config(meta['model'], model_config, where)
   if sampler_name is not None:
     _check_sampler(meta, sampler_name, where)
+  if teacher:
+    _check_teacher(meta, where)
   name = 'ema_params' if use_ema else 'params'
   restored = manager.restore(step, args=ocp.args.Composite(
       **{name: ocp.args.StandardRestore(_abstract(target))}))[name]

@@ -100,6 +100,7 @@ class Evaluator:
     self.bicubic = [np.clip(imresize_lib.imresize(p['lr'], output_hw=p['hr'].shape[:2]), -1, 1)
                     for p in self.pairs]
     self._bicubic_metrics = [_measure(b, p) for b, p in zip(self.bicubic, self.pairs)]
+    self._gray = [image_io.has_equal_channels(p['lr']) for p in self.pairs]
     self._sampler: inference_sampler.Sampler | None = None
 
   def _requests(self, max_scale: float) -> tuple[list[batching.Request], list[int]]:
@@ -133,10 +134,10 @@ class Evaluator:
       self._sampler.model = model  # New weights, same programs (compiled on every process).
     requests, owners = self._requests(model.config.max_scale)
     samples: list[list[np.ndarray]] = [[] for _ in self.pairs]
-    gray = [image_io.has_equal_channels(pair['lr']) for pair in self.pairs]
     for index, image in self._sampler.run(requests, cfg.eval.per_device_batch):
-      image = np.clip(image, -1, 1)
-      samples[owners[index]].append(image_io.to_gray(image) if gray[owners[index]] else image)
+      if self._gray[owners[index]]:
+        image = image_io.to_gray(image)
+      samples[owners[index]].append(np.clip(image, -1, 1))
     records = []
     for pair, sr, bicubic in zip(self.pairs, samples, self._bicubic_metrics):
       records.append({

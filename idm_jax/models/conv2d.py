@@ -74,7 +74,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -
 
 def _same_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jax.lax.platform_dependent(
-      x, kernel, cpu=_cpu_conv3x3, default=lambda x, k: _xla_conv(x, k, 1, 1))
+      x, kernel, cpu=_cpu_conv3x3, default=CONV_PATHS['xla'])
 
 
 # `precision`: the matmul precision in force where the convolution was called. The gradient is

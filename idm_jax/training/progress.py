@@ -66,7 +66,7 @@ class ProfileWindow:
       try:
         jax.profiler.start_trace(self._logdir)
       except Exception as e:  # pylint: disable=broad-exception-caught
-        # JAX's own file layer may not serve this storage (s3://): a trace is not worth a run.
+        # JAX's own file layer may not serve this storage: a trace is not worth a run.
         logging.warning('No profiler trace: cannot write to %s (%s).', self._logdir, e)
         return
       self._active = True

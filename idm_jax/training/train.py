@@ -126,8 +126,7 @@ def _make_objective(config: ml_collections.ConfigDict,
 
   def restore_teacher():
     teacher, step = store.restore_param_dict(
-        config.distill.teacher, layout.abstract_state.params, config.model,
-        sampler_name=config.distill.teacher_sampler)
+        config.distill.teacher, layout.abstract_state.params, config.model, teacher=True)
     logging.info('Distilling the EMA weights of step %d of %s (%s, %d steps) into a student.',
                  step, config.distill.teacher, config.distill.teacher_sampler,
                  config.distill.teacher_steps)

@@ -77,7 +77,7 @@ def test_distillation_starts_from_the_teacher_and_resumes_exactly(tmp_path):
     load(full / 'checkpoints', 'ddim')
   with pytest.raises(ValueError, match="is not a distilled student.*pass --sampler dpm_solver"):
     load(tmp_path / 'teacher' / 'checkpoints', 'distilled')
-  with pytest.raises(ValueError, match='is a distilled student.*to distil, take a noise-pre'):
+  with pytest.raises(ValueError, match='a distilled student.*cannot teach: distil from a noise'):
     train.train_and_evaluate(_distill_config(full / 'checkpoints'), tmp_path / 'second')
   assert not (tmp_path / 'second' / 'checkpoints').exists()
 
