@@ -138,6 +138,9 @@ def test_bare_and_negated_boolean_overrides(monkeypatch):
                            '--config.sampler.tile_cache_condition', '--scale=2', '--checkpoint=c'])
   # The demo's defaults are True and False.
   assert (fv.config.sampler.antithetic, fv.config.sampler.tile_cache_condition) == (False, True)
+  # A bare one followed by an input takes the input for its value: the error says how to write it.
+  with pytest.raises(loading.ConfigError, match=r"Non-boolean.*'a.png'.*--config.FIELD=true"):
+    _parse(upscale, ['--config=configs/demo.py', '--config.sampler.clip_x0', 'a.png'])
 
 
 def test_distill_teacher_flag_is_the_config_field(monkeypatch):

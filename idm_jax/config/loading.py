@@ -70,7 +70,13 @@ def parse(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
                       + (f' (did you mean {hint.group(1)!r}?)' if hint else '')
                       + '; see the config file for the fields that exist.') from None
   except flags.Error as e:
-    raise ConfigError(str(e)) from None
+    text = str(e)
+    if 'Non-boolean argument to boolean flag' in text:
+      # `--config.F value` was joined to `--config.F=value` (cli.main.overrides_last), which
+      # takes the next word for a bare boolean's value when it is not a flag.
+      text += ('; a boolean override is --config.FIELD=true or =false (a bare one followed '
+               'by an input file takes that file for its value)')
+    raise ConfigError(text) from None
 
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
