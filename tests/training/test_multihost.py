@@ -18,12 +18,15 @@ import time
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 from PIL import Image
 
+from idm_jax import paths
 from idm_jax.data import image_io
 from idm_jax.evaluation import evaluator
 from idm_jax.training import train
 from tests import float_rounding
+from tests import object_store
 from tests import tensorboard_events
 from tests.training import common
 
@@ -78,12 +81,12 @@ def _run_job(command: list[str], processes: int, devices: int,
   return logs
 
 
-def _params(checkpoint_dir: pathlib.Path, step: int) -> dict:
+def _params(checkpoint_dir: pathlib.Path | str, step: int) -> dict:
   """The saved parameters and EMA of a step, as numpy arrays (whatever mesh wrote them)."""
   out = {}
   with ocp.StandardCheckpointer() as checkpointer:
     for name in ('params', 'ema_params'):
-      path = checkpoint_dir.absolute() / str(step) / name
+      path = paths.resolve(checkpoint_dir) / str(step) / name
       tree = checkpointer.metadata(path).item_metadata.tree
       out[name] = checkpointer.restore(
           path, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree))
@@ -98,11 +101,19 @@ def _assert_trees_close(a, b, **tolerance):
     np.testing.assert_allclose(x, y, err_msg=jax.tree_util.keystr(path), **tolerance)
 
 
-def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env):
-  one, two = tmp_path / 'one', tmp_path / 'two_x2'
+@pytest.fixture(scope='module')
+def one_process(tmp_path_factory):
+  """The reference: the micro config trained here, on one process and one device."""
+  one = tmp_path_factory.mktemp('one')
   config = common.micro_config()
   config.train.num_steps = STEPS
   train.train_and_evaluate(config, one)
+  return config, one
+
+
+def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env, one_process):
+  config, one = one_process
+  two = tmp_path / 'two_x2'
   logs = _train(two, 2, 2, subprocess_env)
   assert 'JAX process 1 / 2' in logs[1], logs[1][-2000:]
 
@@ -135,3 +146,20 @@ def test_two_processes_train_and_evaluate_as_one(tmp_path, subprocess_env):
   for column, atol in (('psnr_mean', 0.01), ('ssim_mean', 1e-3), ('lr_consistency_mean', 0.01)):
     np.testing.assert_allclose([g[column] for g, _ in pairs], [e[column] for _, e in pairs],
                                atol=atol, err_msg=column)
+
+
+def test_two_processes_write_one_checkpoint_to_a_bucket(tmp_path, subprocess_env, one_process,
+                                                        monkeypatch):
+  """A TPU pod's set-up: every process writes its shards (fsdp) of one checkpoint into gs://,
+  the first commits it; it holds what one process trains."""
+  _, one = one_process
+  with object_store.emulator(tmp_path) as (env, fs):
+    run = f'gs://{object_store.BUCKET}/runs/two_x2'
+    _run_job([sys.executable, '-m', 'idm_jax.main', f'--config={CONFIG}', f'--workdir={run}',
+              f'--config.train.num_steps={STEPS}', '--config.mesh.data=4',
+              '--config.mesh.param_sharding=fsdp'], 2, 2, {**subprocess_env, **env})
+    assert fs.exists(f'{object_store.BUCKET}/runs/two_x2/checkpoints/{STEPS}/commit_success.txt')
+    for key, value in env.items():
+      monkeypatch.setenv(key, value)
+    _assert_trees_close(_params(f'{run}/checkpoints', STEPS), _params(one / 'checkpoints', STEPS),
+                        rtol=1e-4, atol=1e-6)
