@@ -42,15 +42,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFileSystem]]:
-  """Runs the server over `folder`/storage with one empty bucket; yields (environment for
-  clients, a gcsfs client)."""
-  port = _free_port()
-  url = f'http://127.0.0.1:{port}'
-  command = [str(fake_gcs._get_binary_path()), '-scheme', 'http', '-host', '127.0.0.1',  # pylint: disable=protected-access
-             '-port', str(port), '-external-url', url, '-backend', 'filesystem',
-             '-filesystem-root', str(folder / 'storage'), '-log-level', 'warn']
-  with open(folder / 'fake-gcs-server.log', 'w') as log:
+def _server(name: str, command: list[str], port: int, log_path: pathlib.Path) -> Iterator[None]:
+  """Runs `command` (a server on 127.0.0.1:`port`, its log in `log_path`) until the block ends;
+  enters once the port accepts connections."""
+  with open(log_path, 'w') as log:
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
   try:
     deadline = time.time() + 30
@@ -59,15 +54,28 @@ def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFi
         if s.connect_ex(('127.0.0.1', port)) == 0:
           break
       if server.poll() is not None or time.time() > deadline:
-        raise RuntimeError(f'fake-gcs-server did not start; see {folder}/fake-gcs-server.log')
+        raise RuntimeError(f'{name} did not start; see {log_path}')
       time.sleep(0.1)
+    yield
+  finally:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], gcsfs.GCSFileSystem]]:
+  """Runs the server over `folder`/storage with one empty bucket; yields (environment for
+  clients, a gcsfs client)."""
+  port = _free_port()
+  url = f'http://127.0.0.1:{port}'
+  command = [str(fake_gcs._get_binary_path()), '-scheme', 'http', '-host', '127.0.0.1',  # pylint: disable=protected-access
+             '-port', str(port), '-external-url', url, '-backend', 'filesystem',
+             '-filesystem-root', str(folder / 'storage'), '-log-level', 'warn']
+  with _server('fake-gcs-server', command, port, folder / 'fake-gcs-server.log'):
     gcsfs.GCSFileSystem.clear_instance_cache()  # A cached client would keep an old endpoint.
     fs = gcsfs.GCSFileSystem(endpoint_url=url, token='anon', project='test')
     fs.mkdir(BUCKET)
     yield {**_ENV, 'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url}, fs
-  finally:
-    server.terminate()
-    server.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -76,25 +84,11 @@ def s3_emulator(folder: pathlib.Path) -> Iterator[tuple[dict[str, str], Any]]:
   environment that points every AWS client, s3fs included, at it; a boto3 client)."""
   port = _free_port()
   url = f'http://127.0.0.1:{port}'
-  with open(folder / 'moto-server.log', 'w') as log:
-    server = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p',
-                               str(port)], stdout=log, stderr=subprocess.STDOUT)
-  try:
-    deadline = time.time() + 30
-    while True:
-      with socket.socket() as s:
-        if s.connect_ex(('127.0.0.1', port)) == 0:
-          break
-      if server.poll() is not None or time.time() > deadline:
-        raise RuntimeError(f'moto_server did not start; see {folder}/moto-server.log')
-      time.sleep(0.1)
-    env = {'AWS_ENDPOINT_URL': url, 'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test',
-           'AWS_DEFAULT_REGION': 'us-east-1'}
+  command = [sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port)]
+  with _server('moto_server', command, port, folder / 'moto-server.log'):
     s3fs.S3FileSystem.clear_instance_cache()  # A cached client would keep an old endpoint.
     client = boto3.client('s3', endpoint_url=url, aws_access_key_id='test',
                           aws_secret_access_key='test', region_name='us-east-1')
     client.create_bucket(Bucket=BUCKET)
-    yield env, client
-  finally:
-    server.terminate()
-    server.wait(timeout=30)
+    yield {'AWS_ENDPOINT_URL': url, 'AWS_ACCESS_KEY_ID': 'test', 'AWS_SECRET_ACCESS_KEY': 'test',
+           'AWS_DEFAULT_REGION': 'us-east-1'}, client
